@@ -1,0 +1,1 @@
+"""ctseg.inference."""
