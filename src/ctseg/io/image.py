@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import nibabel as nib
+import numpy as np
 
 from ..errors import InputError
 

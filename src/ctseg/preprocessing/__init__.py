@@ -1,1 +1,27 @@
-"""ctseg.preprocessing."""
+"""Fingerprint, plan and preprocessing of CT cases (and the inverse back to the input grid)."""
+
+from __future__ import annotations
+
+from .fingerprint import compute_fingerprint, read_case
+from .pipeline import (
+    CaseGeometry,
+    load_preprocessed,
+    preprocess_dataset,
+    preprocess_image,
+    preprocess_label,
+    restore_labels,
+)
+from .plan import Plan, make_plan
+
+__all__ = [
+    "compute_fingerprint",
+    "read_case",
+    "Plan",
+    "make_plan",
+    "CaseGeometry",
+    "preprocess_image",
+    "preprocess_label",
+    "restore_labels",
+    "preprocess_dataset",
+    "load_preprocessed",
+]

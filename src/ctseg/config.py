@@ -1,0 +1,247 @@
+"""Typed, frozen settings; presets in YAML; every field overridable; a hash names a configuration.
+
+A :class:`Config` has four sections: ``plan`` (how the dataset fingerprint becomes a plan),
+``model``, ``train`` and ``predict``. Presets live in ``ctseg/configs/presets/<name>.yaml`` and hold
+only the fields they change; unknown keys are refused with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError, RunFolderError
+
+__all__ = [
+    "PlanSettings",
+    "ModelSettings",
+    "AugmentSettings",
+    "TrainSettings",
+    "PredictSettings",
+    "Config",
+    "load_config",
+    "list_presets",
+    "parse_override",
+    "read_run_config",
+]
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How a dataset fingerprint becomes a plan (spacing, patch, normalisation, network)."""
+
+    target_spacing: tuple[float, float, float] | None = None  # mm; None: from the fingerprint
+    max_median_voxels: float | None = None  # coarsen spacing until the median case fits
+    patch_size: tuple[int, int, int] | None = None  # voxels; None: from the median shape
+    max_patch_voxels: int = 128 * 128 * 128
+    normalization: str = "foreground"  # "foreground" (clip p0.5..p99.5, z-score) or "window"
+    window: tuple[float, float] = (-135.0, 250.0)  # HU, used when normalization == "window"
+    crop_threshold_hu: float = -500.0  # body = largest component above this HU
+    max_stages: int = 6
+    base_features: int = 32
+    max_features: int = 320
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = "unet"
+    deep_supervision: bool = True
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Probabilities and ranges of the training augmentations (applied per patch)."""
+
+    flip_prob: float = 0.5
+    flip_axes: tuple[int, ...] = (0, 1, 2)
+    rotate_prob: float = 0.2
+    rotate_degrees: float = 15.0  # about the cranio-caudal axis
+    scale_prob: float = 0.2
+    scale_range: tuple[float, float] = (0.85, 1.2)
+    brightness_prob: float = 0.15
+    brightness_range: tuple[float, float] = (0.75, 1.25)
+    shift_prob: float = 0.15
+    shift_std: float = 0.1  # in normalised units
+    contrast_prob: float = 0.15
+    contrast_range: tuple[float, float] = (0.75, 1.25)
+    gamma_prob: float = 0.1
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    noise_prob: float = 0.1
+    noise_std: tuple[float, float] = (0.0, 0.1)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 1000
+    iterations_per_epoch: int = 250
+    batch_size: int = 2
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum), "adam", "adamw"
+    lr: float = 0.01
+    weight_decay: float = 3e-5
+    momentum: float = 0.99
+    schedule: str = "poly"  # "poly", "cosine", "constant"
+    loss: str = "dice_ce"
+    foreground_fraction: float = 0.33  # share of patches centred on a foreground class
+    val_fraction: float = 0.2
+    val_patches_per_case: int = 4
+    time_budget_minutes: float | None = None
+    seed: int = 0
+    num_threads: int = 0  # 0: all cores
+    checkpoint_minutes: float = 10.0
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    step: float = 0.5  # fraction of the patch between tiles
+    tta: bool = False  # mirror test-time augmentation
+    batch_size: int = 1
+    checkpoint: str = "final"  # "final" or "best"
+
+
+@dataclass(frozen=True)
+class Config:
+    plan: PlanSettings = field(default_factory=PlanSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    predict: PredictSettings = field(default_factory=PredictSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+    def hash(self) -> str:
+        """Short stable hash of every setting: names runs and caches."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Config:
+        return _build(cls, data or {}, "config")
+
+    def merged(self, overrides: dict[str, Any]) -> Config:
+        """A copy with ``overrides`` (a nested dict, possibly partial) applied on top."""
+        return Config.from_dict(_deep_merge(self.to_dict(), overrides))
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a mapping, found {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InputError(f"{where}: unknown setting(s) {unknown}; valid: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        f = known[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(value, default, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise InputError(f"{where}: expected true/false, found {value!r}")
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (int, float)) and isinstance(value, str):
+        raise InputError(f"{where}: expected a number, found {value!r}")
+    return value
+
+
+def _preset_dir() -> Any:
+    return resources.files("ctseg") / "configs" / "presets"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{where}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a mapping of settings")
+    return data
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"train.lr=0.001"`` -> ``{"train": {"lr": 0.001}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise InputError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=0.001")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw)
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    preset: str | None = "default",
+    config_file: str | Path | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+) -> Config:
+    """Resolve a configuration: defaults <- preset <- config file <- overrides (later wins)."""
+    cfg = Config()
+    if preset:
+        path = _preset_dir() / f"{preset}.yaml"
+        if not path.is_file():
+            raise InputError(f"unknown preset {preset!r}; available: {', '.join(list_presets())}")
+        cfg = cfg.merged(_read_yaml(path.read_text(), f"preset {preset}"))
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise InputError(f"{path}: config file not found")
+        cfg = cfg.merged(_read_yaml(path.read_text(), str(path)))
+    for item in overrides or []:
+        cfg = cfg.merged(item)
+    return cfg
+
+
+def read_run_config(run_dir: str | Path) -> Config:
+    """The resolved configuration saved in a run folder (``config.yaml``)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir}: not a ctseg run folder (no config.yaml); give the folder `ctseg train -o` wrote")
+    return Config.from_dict(_read_yaml(path.read_text(), str(path)))

@@ -1,0 +1,81 @@
+"""Training augmentations: sample parameters from an RNG, then apply them deterministically.
+
+Spatial parameters (rotation about the cranio-caudal axis, scaling) are applied while the patch
+is extracted (see :mod:`ctseg.data.sampling`); flips and intensity changes act on the patch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import AugmentSettings
+
+__all__ = ["PatchParams", "make_params", "apply_intensity", "apply_flips"]
+
+
+@dataclass(frozen=True)
+class PatchParams:
+    """What was applied to one patch (recorded so it can be replayed and tested)."""
+
+    rotation_deg: float = 0.0
+    scale: float = 1.0
+    flips: tuple[int, ...] = ()
+    brightness: float = 1.0
+    shift: float = 0.0
+    contrast: float = 1.0
+    gamma: float = 1.0
+    noise_std: float = 0.0
+    noise_seed: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_spatial(self) -> bool:
+        return self.rotation_deg != 0.0 or self.scale != 1.0
+
+
+def make_params(rng: np.random.Generator, s: AugmentSettings) -> PatchParams:
+    def chance(p: float) -> bool:
+        return bool(rng.random() < p)
+
+    return PatchParams(
+        rotation_deg=float(rng.uniform(-s.rotate_degrees, s.rotate_degrees)) if chance(s.rotate_prob) else 0.0,
+        scale=float(rng.uniform(*s.scale_range)) if chance(s.scale_prob) else 1.0,
+        flips=tuple(a for a in s.flip_axes if chance(s.flip_prob)),
+        brightness=float(rng.uniform(*s.brightness_range)) if chance(s.brightness_prob) else 1.0,
+        shift=float(rng.normal(0.0, s.shift_std)) if chance(s.shift_prob) else 0.0,
+        contrast=float(rng.uniform(*s.contrast_range)) if chance(s.contrast_prob) else 1.0,
+        gamma=float(rng.uniform(*s.gamma_range)) if chance(s.gamma_prob) else 1.0,
+        noise_std=float(rng.uniform(*s.noise_std)) if chance(s.noise_prob) else 0.0,
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
+def apply_flips(image: np.ndarray, label: np.ndarray, params: PatchParams) -> tuple[np.ndarray, np.ndarray]:
+    """Flip (C, X, Y, Z) image and (X, Y, Z) label along the recorded spatial axes."""
+    for axis in params.flips:
+        image = np.flip(image, axis=axis + 1)
+        label = np.flip(label, axis=axis)
+    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def apply_intensity(image: np.ndarray, params: PatchParams) -> np.ndarray:
+    """Brightness (multiplicative), contrast about the mean, gamma on the min-max range, shift, noise."""
+    out = image.astype(np.float32, copy=True)
+    if params.brightness != 1.0:
+        out *= params.brightness
+    if params.contrast != 1.0:
+        mean = out.mean()
+        lo, hi = out.min(), out.max()
+        out = np.clip((out - mean) * params.contrast + mean, lo, hi)
+    if params.gamma != 1.0:
+        lo, hi = out.min(), out.max()
+        span = max(float(hi - lo), 1e-6)
+        out = ((out - lo) / span) ** params.gamma * span + lo
+    if params.shift != 0.0:
+        out += params.shift
+    if params.noise_std > 0.0:
+        noise_rng = np.random.default_rng(params.noise_seed)
+        out += noise_rng.normal(0.0, params.noise_std, size=out.shape).astype(np.float32)
+    return out

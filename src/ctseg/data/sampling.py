@@ -1,0 +1,114 @@
+"""Class-balanced patch sampling from preprocessed cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..config import AugmentSettings
+from .augment import PatchParams, apply_flips, apply_intensity, make_params
+
+__all__ = ["PatchSampler", "extract_patch", "choose_center"]
+
+
+def choose_center(
+    case: dict[str, Any], patch: Sequence[int], rng: np.random.Generator, foreground: bool
+) -> np.ndarray:
+    """Voxel on which to centre a patch (before a random offset inside the patch).
+
+    With ``foreground``, a class is drawn uniformly among the foreground classes present in the
+    case (class-balanced: small tumours are seen as often as the organ), then one of its voxels.
+    Otherwise the centre is uniform over positions where the patch overlaps the volume.
+    """
+    shape = np.array(case["image"].shape[1:])
+    half = np.array(patch) // 2
+    classes = [c for c, locs in case["locations"].items() if len(locs)]
+    if foreground and classes:
+        cls = classes[int(rng.integers(len(classes)))]
+        locs = case["locations"][cls]
+        voxel = locs[int(rng.integers(len(locs)))].astype(np.int64)
+        jitter = np.array([int(rng.integers(-h // 2, h // 2 + 1)) if h > 1 else 0 for h in half])
+        return np.clip(voxel + jitter, 0, shape - 1)
+    lo = np.minimum(half, shape // 2)
+    hi = np.maximum(shape - half, lo + 1)
+    return np.array([int(rng.integers(a, b)) for a, b in zip(lo, hi)])
+
+
+def extract_patch(
+    image: np.ndarray, seg: np.ndarray, center: np.ndarray, patch: Sequence[int], params: PatchParams, pad_value: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a patch of ``patch`` voxels centred on ``center`` from (C, X, Y, Z) image and (1, X, Y, Z) seg.
+
+    Without spatial augmentation this is an integer slice with padding outside the volume; with it
+    the patch grid is rotated about the last (cranio-caudal) axis and scaled about the centre and
+    sampled by linear (image) and nearest (label) interpolation.
+    """
+    patch = np.asarray(patch)
+    if not params.is_spatial:
+        lo = center - patch // 2
+        img = _slice_padded(image, lo, patch, pad_value)
+        lab = _slice_padded(seg, lo, patch, 0)[0]
+        return img, lab
+    theta = np.deg2rad(params.rotation_deg)
+    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    matrix = rot / params.scale
+    offset = center - matrix @ ((patch - 1) / 2.0)
+    img = np.stack(
+        [ndimage.affine_transform(ch, matrix, offset, output_shape=tuple(patch), order=1, mode="constant", cval=pad_value) for ch in image]
+    )
+    lab = ndimage.affine_transform(seg[0], matrix, offset, output_shape=tuple(patch), order=0, mode="constant", cval=0)
+    return img.astype(np.float32), lab
+
+
+def _slice_padded(array: np.ndarray, lo: np.ndarray, size: np.ndarray, pad_value: float) -> np.ndarray:
+    shape = np.array(array.shape[1:])
+    src_lo = np.maximum(lo, 0)
+    src_hi = np.minimum(lo + size, shape)
+    out = np.full((array.shape[0], *size), pad_value, dtype=array.dtype)
+    dst_lo = src_lo - lo
+    dst_hi = dst_lo + (src_hi - src_lo)
+    out[(slice(None), *(slice(a, b) for a, b in zip(dst_lo, dst_hi)))] = array[
+        (slice(None), *(slice(a, b) for a, b in zip(src_lo, src_hi)))
+    ]
+    return out
+
+
+@dataclass
+class PatchSampler:
+    """Draws augmented training batches from a list of loaded preprocessed cases."""
+
+    cases: list[dict[str, Any]]
+    patch_size: tuple[int, int, int]
+    batch_size: int
+    foreground_fraction: float
+    augment: AugmentSettings | None
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: images (B, 1, *patch) float32 and labels (B, *patch) int64.
+
+        At least one item per batch is foreground-centred when ``foreground_fraction`` > 0 (as
+        nnU-Net forces for the last third of each batch).
+        """
+        images, labels = [], []
+        for b in range(self.batch_size):
+            case = self.cases[int(rng.integers(len(self.cases)))]
+            fg = rng.random() < self.foreground_fraction or (
+                b == self.batch_size - 1 and self.foreground_fraction > 0 and not any(_has_fg(x) for x in labels)
+            )
+            params = make_params(rng, self.augment) if self.augment else PatchParams()
+            center = choose_center(case, self.patch_size, rng, fg)
+            pad = float(case.get("pad_value", case["image"][0].min()))
+            img, lab = extract_patch(case["image"], case["seg"], center, self.patch_size, params, pad)
+            img, lab = apply_flips(img, lab, params)
+            img = apply_intensity(img, params)
+            images.append(img)
+            labels.append(lab)
+        return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)
+
+
+def _has_fg(label: np.ndarray) -> bool:
+    return bool(label.any())

@@ -1,0 +1,423 @@
+"""Evaluate predicted label maps against references: folders (or files) in, CSV + JSON out.
+
+``evaluate(pred, ref, out_dir)`` pairs NIfTI files by case id (the file name without ``.nii`` /
+``.nii.gz``), checks that each pair shares one voxel grid, scores every label with
+:func:`ctseg.metrics.case_metrics` (Dice, Jaccard, HD95 and ASD in mm, volumes in mL), and writes
+
+* ``metrics.csv``: one row per case x label (``nan``/``inf`` written as such);
+* ``summary.json``: per label name, statistics over cases of each metric and a pooled Dice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from .._fileio import write_json, write_text
+from ..errors import DatasetError, InputError
+from ..io.image import Image
+from ..io.nifti import is_nifti, read_nifti
+from ..metrics import ROW_METRICS, case_metrics
+from ..types import PathLike_
+
+__all__ = [
+    "EvaluationResult",
+    "evaluate",
+    "format_table",
+    "summarise",
+    "pair_cases",
+    "load_label_names",
+    "case_id",
+    "CSV_COLUMNS",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of ``metrics.csv``, in order.
+CSV_COLUMNS = (
+    "case",
+    "label",
+    "name",
+    "dice",
+    "jaccard",
+    "hd95",
+    "asd",
+    "ref_volume_ml",
+    "pred_volume_ml",
+)
+_GRID_ATOL_MM = 1e-3
+_MAX_LISTED = 20
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` computed and wrote.
+
+    Attributes:
+        rows: one dict per case x label: ``case`` plus the keys of
+            :func:`ctseg.metrics.case_metrics` rows.
+        summary: the content of ``summary.json`` (see :func:`summarise`).
+        csv_path: path of ``metrics.csv``.
+        summary_path: path of ``summary.json``.
+    """
+
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    csv_path: Path
+    summary_path: Path
+
+
+# ----------------------------------------------------------------------------- pairing and names
+
+
+def case_id(path: PathLike_) -> str:
+    """File name without its NIfTI extension: ``liver_3.nii.gz`` -> ``liver_3``."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _nifti_files(path: Path, role: str) -> dict[str, Path]:
+    """``{case id: file}`` for a NIfTI file or the NIfTI files of a folder (hidden files skipped)."""
+    if not path.exists():
+        raise InputError(f"{role} {path}: not found; check the path")
+    if path.is_file():
+        if not is_nifti(path):
+            raise InputError(f"{role} {path}: not a NIfTI file (.nii or .nii.gz)")
+        return {case_id(path): path}
+    files: dict[str, Path] = {}
+    for item in sorted(path.iterdir()):
+        if item.name.startswith(".") or not item.is_file() or not is_nifti(item):
+            continue
+        cid = case_id(item)
+        if cid in files:
+            raise InputError(
+                f"{role} folder {path}: two files for case {cid!r}: {files[cid].name} and {item.name}"
+            )
+        files[cid] = item
+    if not files:
+        raise InputError(f"{role} folder {path}: holds no NIfTI files (.nii or .nii.gz)")
+    return files
+
+
+def _listing(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:_MAX_LISTED])
+    return shown + (f", ... and {len(ids) - _MAX_LISTED} more" if len(ids) > _MAX_LISTED else "")
+
+
+def pair_cases(pred: PathLike_, ref: PathLike_) -> list[tuple[str, Path, Path]]:
+    """Pair prediction and reference NIfTI files by case id: ``[(case id, pred, ref)]``, sorted.
+
+    Both may be folders or single files. Two files are paired whatever their names (the case id is
+    the reference's). A single prediction file against a reference folder is paired with the
+    reference of the same case id. Predictions without a reference are skipped with a logged
+    warning.
+
+    Raises:
+        InputError: a path is missing or holds no NIfTI file, or references lack a prediction (the
+            message lists their case ids).
+    """
+    pred_path, ref_path = Path(pred), Path(ref)
+    refs = _nifti_files(ref_path, "reference")
+    preds = _nifti_files(pred_path, "prediction")
+    if ref_path.is_file() and pred_path.is_file():
+        return [(case_id(ref_path), pred_path, ref_path)]
+    if pred_path.is_file():
+        refs = {cid: p for cid, p in refs.items() if cid in preds}
+        if not refs:
+            raise InputError(
+                f"prediction {pred_path}: no reference named {case_id(pred_path)}.nii[.gz] in {ref_path}"
+            )
+    missing = [cid for cid in refs if cid not in preds]
+    if missing:
+        raise InputError(
+            f"{len(missing)} reference case(s) in {ref_path} have no prediction in {pred_path}: "
+            f"{_listing(missing)}; predictions must be named like the references (e.g. {missing[0]}.nii.gz)"
+        )
+    extra = [cid for cid in preds if cid not in refs]
+    if extra:
+        logger.warning(
+            "ignoring %d prediction(s) without a reference in %s: %s",
+            len(extra),
+            ref_path,
+            _listing(extra),
+        )
+    return [(cid, preds[cid], refs[cid]) for cid in sorted(refs)]
+
+
+def load_label_names(dataset: PathLike_) -> dict[int, str]:
+    """``{label value: name}`` from an MSD ``dataset.json`` (a dataset folder or the file itself).
+
+    MSD writes ``"labels": {"0": "background", "1": "pancreas"}``; the nnU-Net v2 form
+    ``{"background": 0, "pancreas": 1}`` is read too.
+
+    Raises:
+        DatasetError: no dataset.json, invalid JSON, or no usable ``labels`` mapping.
+    """
+    path = Path(dataset)
+    path = path / "dataset.json" if path.is_dir() else path
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: dataset.json not found; give an MSD dataset folder or its dataset.json"
+        )
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8")).get("labels")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise DatasetError(f"{path}: not a valid dataset.json ({exc})") from None
+    if not isinstance(labels, dict) or not labels:
+        raise DatasetError(
+            f'{path}: needs a "labels" mapping such as {{"0": "background", "1": "liver"}}'
+        )
+    try:
+        if all(str(k).strip().lstrip("-").isdigit() for k in labels):
+            return {int(k): str(v) for k, v in labels.items()}
+        return {int(v): str(k) for k, v in labels.items()}
+    except (TypeError, ValueError):
+        raise DatasetError(
+            f'{path}: "labels" must map label values to names, e.g. {{"0": "background", "1": "liver"}}; '
+            f"found {labels}"
+        ) from None
+
+
+def _present_labels(array: np.ndarray) -> set[int]:
+    """Non-zero (positive) label values present in an integer array."""
+    top = int(array.max()) if array.size else 0
+    if top <= 0:
+        return set()
+    boxes = ndimage.find_objects(
+        array.view(np.uint8) if array.dtype == bool else array, max_label=top
+    )
+    return {i + 1 for i, box in enumerate(boxes) if box is not None}
+
+
+# ----------------------------------------------------------------------------- geometry check
+
+
+def _corner_offset_mm(a: Image, b: Image) -> float:
+    """Largest distance in mm between corresponding corner voxel centres of two grids."""
+    corners_a = np.array(list(itertools.product(*[(0, n - 1) for n in a.shape])), dtype=np.float64)
+    corners_b = np.array(list(itertools.product(*[(0, n - 1) for n in b.shape])), dtype=np.float64)
+    diff = a.voxel_to_world(corners_a) - b.voxel_to_world(corners_b)
+    return float(np.sqrt((diff**2).sum(axis=1)).max())
+
+
+def _check_grid(pred: Image, ref: Image, pred_path: Path, ref_path: Path) -> None:
+    if pred.shape == ref.shape and np.allclose(pred.affine, ref.affine, atol=_GRID_ATOL_MM):
+        return
+    raise InputError(
+        f"prediction {pred_path} and reference {ref_path} are not on the same voxel grid: shapes "
+        f"{pred.shape} vs {ref.shape}, grid corners up to {_corner_offset_mm(pred, ref):.3f} mm apart; "
+        "resample the prediction onto the reference grid (nearest neighbour) before evaluating"
+    )
+
+
+# ----------------------------------------------------------------------------- summary and output
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    out: dict[str, Any] = {"mean": None, "median": None, "std": None, "min": None, "max": None}
+    if finite.size:
+        out = {
+            "mean": float(finite.mean()),
+            "median": float(np.median(finite)),
+            "std": float(finite.std()),
+            "min": float(finite.min()),
+            "max": float(finite.max()),
+        }
+    return {**out, "n": int(finite.size), "n_undefined": int(arr.size - finite.size)}
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per label name: statistics of each metric over cases, and a pooled (global) Dice.
+
+    Returns ``{"n_cases", "cases", "conventions", "labels": {name: {"label", "dice", "jaccard",
+    "hd95", "asd", "global_dice"}}}``. Each metric entry is ``{mean, median, std, min, max, n,
+    n_undefined}`` over the finite values only (``std`` with ddof=0); ``n_undefined`` counts nan
+    (both masks empty) and inf (exactly one empty); statistics are ``None`` when no value is
+    finite. ``global_dice`` = 2 sum(TP) / (sum(pred) + sum(ref)) over all cases in voxel counts (the
+    LiTS "Dice global"), ``None`` when the label is absent everywhere.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row["name"]), []).append(row)
+    labels: dict[str, Any] = {}
+    for name, group in groups.items():
+        entry: dict[str, Any] = {"label": group[0]["label"]}
+        for metric in ROW_METRICS:
+            entry[metric] = _stats([r[metric] for r in group])
+        tp = sum(int(r["tp"]) for r in group)
+        denom = sum(2 * int(r["tp"]) + int(r["fp"]) + int(r["fn"]) for r in group)
+        entry["global_dice"] = 2.0 * tp / denom if denom else None
+        labels[name] = entry
+    cases = list(dict.fromkeys(str(r["case"]) for r in rows))
+    conventions = {
+        "units": "dice, jaccard in [0, 1]; hd95, asd in mm; volumes in mL",
+        "hd95": "max of the two directed 95th percentiles of surface distances (DeepMind "
+        "compute_robust_hausdorff, MONAI compute_hausdorff_distance(percentile=95))",
+        "asd": "mean of both directed surface-distance arrays concatenated",
+        "undefined": "nan when both masks are empty, inf (surface metrics) when exactly one is",
+    }
+    return {"n_cases": len(cases), "cases": cases, "conventions": conventions, "labels": labels}
+
+
+def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))  # 'nan', 'inf', or the shortest exact decimal
+    return str(value)
+
+
+def format_table(summary: Mapping[str, Any]) -> str:
+    """A fixed-width text table of a summary: one line per label x metric (mean ± std, median,
+    n finite, n undefined), then each label's global Dice."""
+    header = (
+        f"{'label':<20} {'metric':<10} {'mean ± std':>22} {'median':>10} {'n':>5} {'undefined':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    for name, entry in summary["labels"].items():
+        for i, metric in enumerate(ROW_METRICS):
+            stats = entry[metric]
+            digits = 4 if metric in ("dice", "jaccard") else 2
+            unit = "" if metric in ("dice", "jaccard") else " mm"
+            if stats["n"]:
+                mean_std = f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}{unit}"
+                median = f"{stats['median']:.{digits}f}"
+            else:
+                mean_std, median = "-", "-"
+            label_col = name if i == 0 else ""
+            lines.append(
+                f"{label_col:<20} {metric:<10} {mean_std:>22} {median:>10} {stats['n']:>5} {stats['n_undefined']:>10}"
+            )
+        gd = entry.get("global_dice")
+        lines.append(f"{'':<20} {'global dice':<10} {('-' if gd is None else f'{gd:.4f}'):>22}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the entry point
+
+
+def _resolve_names(
+    labels: Mapping[int, str] | None, dataset: PathLike_ | None
+) -> dict[int, str] | None:
+    if labels is not None:
+        try:
+            return {int(k): str(v) for k, v in labels.items()}
+        except (TypeError, ValueError):
+            raise InputError(
+                f"labels must map integer label values to names, found {dict(labels)}"
+            ) from None
+    if dataset is not None:
+        return load_label_names(dataset)
+    return None
+
+
+def _score_case(
+    cid: str, pred_path: Path, ref_path: Path, names: dict[int, str] | None, regions: Any
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """Rows of one case and the non-zero label values found in it."""
+    ref = read_nifti(ref_path, label=True)
+    pred = read_nifti(pred_path, label=True)
+    _check_grid(pred, ref, pred_path, ref_path)
+    found = _present_labels(ref.array) | _present_labels(pred.array)
+    if names is not None:
+        unknown = sorted(found - set(names))
+        if unknown:
+            logger.warning(
+                "case %s: label values %s have no name and are not scored",
+                cid,
+                _listing([str(v) for v in unknown]),
+            )
+    case_names = names if names is not None else {k: f"label_{k}" for k in sorted(found)}
+    rows = case_metrics(pred.array, ref.array, ref.spacing, case_names, regions)
+    return [{"case": cid, **row} for row in rows], found
+
+
+def evaluate(
+    pred_dir_or_file: PathLike_,
+    ref_dir_or_file: PathLike_,
+    out_dir: PathLike_,
+    *,
+    labels: Mapping[int, str] | None = None,
+    dataset: PathLike_ | None = None,
+    regions: Mapping[str, Sequence[int]] | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Score predicted label maps against references and write ``metrics.csv`` and ``summary.json``.
+
+    Args:
+        pred_dir_or_file: a NIfTI prediction or a folder of them, named like the references.
+        ref_dir_or_file: a NIfTI reference label map or a folder of them.
+        out_dir: output folder (created); files are written atomically.
+        labels: ``{value: name}``; else names come from ``dataset``'s dataset.json; else every
+            non-zero value found in any case is scored as ``label_<value>``. Background 0 is not
+            scored. A label absent from a case scores as both-empty (nan).
+        dataset: an MSD dataset folder (or its dataset.json) to read label names from.
+        regions: ``{name: [values]}`` unions of labels also scored, e.g. ``{"pancreas+tumour": [1, 2]}``.
+        progress: show a tqdm progress bar over cases.
+
+    Spacing comes from the reference affine (column norms); metrics are in mm and mL.
+
+    Raises:
+        InputError: missing or unreadable files, references without a prediction, or a pair whose
+            shapes or affines differ (more than 1e-3 mm).
+        DatasetError: ``dataset`` has no usable dataset.json labels.
+    """
+    names = _resolve_names(labels, dataset)
+    pairs = pair_cases(pred_dir_or_file, ref_dir_or_file)
+    per_case: list[tuple[str, list[dict[str, Any]]]] = []
+    all_found: set[int] = set()
+    for cid, pred_path, ref_path in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
+        rows, found = _score_case(cid, pred_path, ref_path, names, regions)
+        per_case.append((cid, rows))
+        all_found |= found
+    final_names = names if names is not None else {k: f"label_{k}" for k in sorted(all_found)}
+    rows = [
+        row
+        for cid, case_rows in per_case
+        for row in _complete(cid, case_rows, final_names, regions)
+    ]
+    summary = summarise(rows)
+    out = Path(out_dir)
+    csv_path, summary_path = out / "metrics.csv", out / "summary.json"
+    write_text(csv_path, _csv_text(rows))
+    write_json(summary_path, summary)
+    return EvaluationResult(
+        rows=rows, summary=summary, csv_path=csv_path, summary_path=summary_path
+    )
+
+
+def _complete(
+    cid: str, rows: list[dict[str, Any]], names: dict[int, str], regions: Any
+) -> list[dict[str, Any]]:
+    """Rows of one case for every label in ``names`` (absent ones scored as both empty), in order."""
+    by_label = {row["label"]: row for row in rows}
+    missing = {k: v for k, v in names.items() if k != 0 and k not in by_label}
+    if missing:
+        tiny = np.zeros((1, 1, 1), dtype=np.uint8)
+        for row in case_metrics(tiny, tiny, (1.0, 1.0, 1.0), missing):
+            by_label[row["label"]] = {"case": cid, **row}
+    ordered = [by_label[k] for k in sorted(names) if k != 0]
+    return ordered + [row for row in rows if isinstance(row["label"], str)]

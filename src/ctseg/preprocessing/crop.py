@@ -1,0 +1,27 @@
+"""Crop a CT to the patient's body."""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+
+__all__ = ["body_bbox"]
+
+
+def body_bbox(array: np.ndarray, threshold: float = -500.0, margin: int = 2) -> tuple[slice, slice, slice]:
+    """Bounding box of the largest connected component above ``threshold`` HU (the body).
+
+    Falls back to the whole volume when nothing is above the threshold. ``margin`` voxels are kept
+    around the box (within the volume).
+    """
+    mask = array > threshold
+    if not mask.any():
+        return tuple(slice(0, s) for s in array.shape)  # type: ignore[return-value]
+    largest = cc3d.largest_k(mask, k=1, connectivity=6)
+    coords = np.nonzero(largest)
+    out = []
+    for axis, idx in enumerate(coords):
+        lo = max(0, int(idx.min()) - margin)
+        hi = min(array.shape[axis], int(idx.max()) + 1 + margin)
+        out.append(slice(lo, hi))
+    return tuple(out)  # type: ignore[return-value]

@@ -1,0 +1,110 @@
+"""Dataset fingerprint: spacings, body-cropped sizes, foreground intensities (JSON-able)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..io.datasets import Case, Dataset
+from ..io.image import Image, LabelMap
+from ..io.nifti import read_nifti
+from ..io.orientation import reorient
+from .crop import body_bbox
+
+__all__ = ["compute_fingerprint", "read_case", "check_pair"]
+
+_SAMPLES_PER_CASE = 10_000
+
+
+def check_pair(image: Image, label: LabelMap, labels: dict[int, str] | None = None) -> None:
+    """Refuse an image/label pair whose grids differ or whose label values are not declared."""
+    if image.shape != label.shape:
+        raise InputError(
+            f"{label.meta.get('path')}: label shape {label.shape} differs from image shape {image.shape} "
+            f"({image.meta.get('path')}); the label must be on the image's grid"
+        )
+    if not np.allclose(image.affine, label.affine, atol=1e-3):
+        corners = np.array([[i, j, k] for i in (0, image.shape[0] - 1) for j in (0, image.shape[1] - 1) for k in (0, image.shape[2] - 1)])
+        offset = np.abs(image.voxel_to_world(corners) - label.voxel_to_world(corners)).max()
+        raise InputError(
+            f"{label.meta.get('path')}: label affine differs from the image's ({image.meta.get('path')}) "
+            f"by up to {offset:.2f} mm at the grid corners; resample the label onto the image grid"
+        )
+    if labels is not None:
+        found = set(np.unique(label.array).tolist())
+        extra = sorted(found - set(labels))
+        if extra:
+            raise InputError(
+                f"{label.meta.get('path')}: label values {extra} are not in dataset.json labels "
+                f"{sorted(labels)}; fix the label map or add them to dataset.json"
+            )
+
+
+def read_case(case: Case, labels: dict[int, str] | None = None) -> tuple[Image, LabelMap | None]:
+    """Read a case's image (float32 HU) and label (uint8), checked against each other."""
+    image = read_nifti(case.image, dtype=np.float32)
+    if case.label is None:
+        return image, None
+    label = read_nifti(case.label, label=True)
+    check_pair(image, label, labels)
+    label.array = label.array.astype(np.uint8, copy=False)
+    return image, label
+
+
+def _case_fingerprint(case: Case, labels: dict[int, str], rng: np.random.Generator, threshold: float) -> dict[str, Any]:
+    image, label = read_case(case, labels)
+    assert label is not None  # training cases always have labels (load_dataset guarantees it)
+    image_c, label_c = reorient(image), reorient(label)
+    box = body_bbox(image_c.array, threshold)
+    img, seg = image_c.array[box], label_c.array[box]
+    fg = img[seg > 0]
+    if fg.size > _SAMPLES_PER_CASE:
+        fg = rng.choice(fg, _SAMPLES_PER_CASE, replace=False)
+    return {
+        "case_id": case.case_id,
+        "spacing": list(image_c.spacing),
+        "shape": list(image.shape),
+        "cropped_shape": list(img.shape),
+        "orientation": image.orientation,
+        "labels_present": sorted(int(v) for v in np.unique(seg)),
+        "_foreground": fg,
+    }
+
+
+def compute_fingerprint(dataset: Dataset, *, crop_threshold_hu: float = -500.0, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Read every training case once and summarise what the plan needs.
+
+    Spacings and shapes are given in the canonical (RAS) axis order.
+    """
+    rng = np.random.default_rng(seed)
+    cases = []
+    samples = []
+    for case in tqdm(dataset.training, desc="fingerprint", unit="case", disable=not progress):
+        info = _case_fingerprint(case, dataset.labels, rng, crop_threshold_hu)
+        samples.append(info.pop("_foreground"))
+        cases.append(info)
+    fg = np.concatenate(samples) if samples else np.zeros(0, np.float32)
+    if fg.size == 0:
+        raise InputError(f"{dataset.root}: no foreground voxels in any training label; check labelsTr")
+    spacings = np.array([c["spacing"] for c in cases])
+    extents = np.array([np.array(c["cropped_shape"]) * np.array(c["spacing"]) for c in cases])
+    return {
+        "dataset": dataset.name,
+        "num_cases": len(cases),
+        "labels": {str(k): v for k, v in dataset.labels.items()},
+        "median_spacing": np.median(spacings, axis=0).tolist(),
+        "spacing_p10": np.percentile(spacings, 10, axis=0).tolist(),
+        "median_extent_mm": np.median(extents, axis=0).tolist(),
+        "intensity": {
+            "mean": float(fg.mean()),
+            "std": float(fg.std()),
+            "min": float(fg.min()),
+            "max": float(fg.max()),
+            "p00_5": float(np.percentile(fg, 0.5)),
+            "p99_5": float(np.percentile(fg, 99.5)),
+        },
+        "cases": cases,
+    }

@@ -1,0 +1,210 @@
+"""The training loop: patches -> network -> Dice+CE -> optimiser, with validation, checkpoints,
+exact resume, a time budget and progress bars."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._fileio import read_json, write_json
+from ..config import Config, read_run_config
+from ..data import PatchSampler
+from ..errors import RunFolderError
+from ..losses import DeepSupervisionLoss, create_loss
+from ..models.persist import build_model, model_spec, save_model
+from ..preprocessing import load_preprocessed
+from .checkpoint import capture_rng, load_state, restore_rng, save_state
+from .curves import plot_history
+from .optim import create_optimizer, lr_at, set_lr
+from .run import RunFolder, prepare_run
+from .validation import ValidationSet
+
+__all__ = ["train", "TrainResult", "Trainer"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epochs: int
+    iterations: int
+    seconds: float
+    best_val_dice: float
+    history: list[dict[str, Any]]
+
+
+def _load_cases(run: RunFolder, ids: list[str]) -> list[dict[str, Any]]:
+    cases = []
+    for case_id in ids:
+        case = load_preprocessed(run.preprocessed, case_id, mmap=False)
+        case["pad_value"] = float(case["image"].min())
+        cases.append(case)
+    return cases
+
+
+class Trainer:
+    """Holds the model, optimiser and counters of one run; ``fit`` trains until done or out of time."""
+
+    def __init__(self, run: RunFolder, device: str = "cpu", progress: bool = True) -> None:
+        self.run, self.cfg, self.progress = run, run.config, progress
+        self.device = torch.device(device)
+        t = self.cfg.train
+        if t.num_threads > 0:
+            torch.set_num_threads(t.num_threads)
+        torch.manual_seed(t.seed)
+        self.rng = np.random.default_rng(t.seed)
+        plan = run.plan
+        self.labels = plan.labels
+        self.spec = model_spec(plan.network, plan.num_classes, self.cfg.model.name, deep_supervision=self.cfg.model.deep_supervision, dropout=self.cfg.model.dropout)
+        self.model = build_model(self.spec).to(self.device)
+        self.optimizer = create_optimizer(self.model.parameters(), t)
+        base = create_loss(t.loss)
+        self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
+        self.sampler = PatchSampler(_load_cases(run, run.train_ids), plan.patch_size, t.batch_size, t.foreground_fraction, t.augment)
+        self.validation = ValidationSet(_load_cases(run, run.val_ids), plan.patch_size, t.val_patches_per_case, plan.labels, seed=t.seed)
+        self.epoch, self.iteration, self.elapsed = 0, 0, 0.0
+        self.best, self.ema = -1.0, None
+        self.history: list[dict[str, Any]] = []
+
+    # --- state -----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "best": self.best,
+            "ema": -1.0 if self.ema is None else self.ema,
+            "rng": capture_rng(self.rng),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise RunFolderError(f"{self.run.path}: checkpoint does not match this run's network ({str(exc)[:160]})") from None
+        self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        self.elapsed, self.best = float(state["elapsed"]), float(state["best"])
+        self.ema = None if state["ema"] < 0 else float(state["ema"])
+        restore_rng(self.rng, state["rng"])
+        hist = self.run.path / "history.json"
+        self.history = read_json(hist) if hist.is_file() else []
+
+    def save(self) -> None:
+        save_state(self.run.path / "checkpoint_last.pt", self.state())
+        write_json(self.run.path / "history.json", self.history)
+
+    # --- loop ------------------------------------------------------------------------------
+    def _progress_fraction(self) -> float:
+        t = self.cfg.train
+        frac = self.iteration / max(1, t.epochs * t.iterations_per_epoch)
+        if t.time_budget_minutes:
+            frac = max(frac, self.elapsed / (60.0 * t.time_budget_minutes))
+        return frac
+
+    def _step(self) -> float:
+        t = self.cfg.train
+        set_lr(self.optimizer, lr_at(self._progress_fraction(), t.lr, t.schedule))
+        images, labels = self.sampler.sample(self.rng)
+        x = torch.from_numpy(images).to(self.device)
+        y = torch.from_numpy(labels).to(self.device)
+        self.model.train()
+        with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            out = self.model(x)
+            loss = self.loss_fn(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 12.0)
+        self.optimizer.step()
+        self.iteration += 1
+        return float(loss.detach())
+
+    def _out_of_time(self) -> bool:
+        budget = self.cfg.train.time_budget_minutes
+        return bool(budget) and self.elapsed >= 60.0 * budget
+
+    def _epoch(self) -> dict[str, Any]:
+        t = self.cfg.train
+        losses, start = [], time.perf_counter()
+        bar = tqdm(range(t.iterations_per_epoch), desc=f"epoch {self.epoch + 1}/{t.epochs}", unit="it", leave=False, disable=not self.progress)
+        last_ckpt = time.perf_counter()
+        for _ in bar:
+            losses.append(self._step())
+            now = time.perf_counter()
+            self.elapsed += now - start
+            start = now
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            if now - last_ckpt > 60 * t.checkpoint_minutes:
+                self.save()
+                last_ckpt = now
+            if self._out_of_time():
+                break
+        bar.close()
+        val = self.validation.evaluate(self.model, self.device)
+        self.epoch += 1
+        return {"epoch": self.epoch, "iteration": self.iteration, "train_loss": float(np.mean(losses)), "val_loss": val["loss"], "val_dice": val["dice"], "lr": self.optimizer.param_groups[0]["lr"], "elapsed_s": round(self.elapsed, 1)}
+
+    def _after_epoch(self, record: dict[str, Any]) -> None:
+        fg = [v for v in record["val_dice"].values() if not math.isnan(v)]
+        mean = float(np.mean(fg)) if fg else 0.0
+        self.ema = mean if self.ema is None else 0.8 * self.ema + 0.2 * mean
+        record["val_dice_mean"], record["val_dice_ema"] = mean, self.ema
+        self.history.append(record)
+        if self.ema > self.best:
+            self.best = self.ema
+            save_model(self.model, self.spec, self.run.path / "model_best.pt")
+        self.save()
+        plot_history(self.history, self.labels, self.run.path / "training_curves.png")
+        if self.progress:
+            dice = " ".join(f"{k}={v:.3f}" for k, v in record["val_dice"].items())
+            tqdm.write(f"epoch {record['epoch']:>4}  loss {record['train_loss']:.4f}  val {record['val_loss']:.4f}  dice {dice}  lr {record['lr']:.2e}  {record['elapsed_s']:.0f}s")
+
+    def fit(self) -> TrainResult:
+        t = self.cfg.train
+        while self.epoch < t.epochs and not self._out_of_time():
+            self._after_epoch(self._epoch())
+        save_model(self.model, self.spec, self.run.path / "model_final.pt")
+        if not (self.run.path / "model_best.pt").is_file():
+            save_model(self.model, self.spec, self.run.path / "model_best.pt")
+        self.save()
+        return TrainResult(self.run.path, self.epoch, self.iteration, self.elapsed, self.best, self.history)
+
+
+def train(
+    dataset_dir: str | Path,
+    run_dir: str | Path,
+    config: Config | None = None,
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a model on an MSD-layout dataset; the run folder then serves ``ctseg predict -m``.
+
+    With ``resume`` the run folder's saved config is used (``overrides`` such as a new epoch
+    count or time budget still apply) and training continues from ``checkpoint_last.pt``.
+    """
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoint_last.pt"
+    if resume:
+        config = read_run_config(run_dir)
+    elif last.is_file():
+        raise RunFolderError(f"{run_dir}: already holds a training run; pass --resume to continue it or choose another -o folder")
+    config = (config or Config()).merged(overrides or {})
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    run = prepare_run(dataset_dir, run_dir, config, progress=progress, workers=workers)
+    trainer = Trainer(run, device=device, progress=progress)
+    if resume and last.is_file():
+        trainer.load(load_state(last))
+    return trainer.fit()

@@ -1,0 +1,49 @@
+"""Validation on a fixed set of patches per validation case: loss and Dice per class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import PatchParams, choose_center, extract_patch
+
+__all__ = ["ValidationSet"]
+
+
+class ValidationSet:
+    """Fixed patches (half foreground-centred, half random) drawn once with their own seed."""
+
+    def __init__(self, cases: list[dict[str, Any]], patch: tuple[int, int, int], per_case: int, labels: dict[int, str], seed: int = 0) -> None:
+        rng = np.random.default_rng(seed + 1_000_003)
+        self.labels = labels
+        self.items: list[tuple[np.ndarray, np.ndarray]] = []
+        for case in cases:
+            for i in range(per_case):
+                center = choose_center(case, patch, rng, foreground=i % 2 == 0)
+                img, lab = extract_patch(case["image"], case["seg"], center, patch, PatchParams(), float(case["pad_value"]))
+                self.items.append((img, lab.astype(np.int64)))
+
+    @torch.inference_mode()
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+        """Global Dice per foreground class over all patches (nan when a class never occurs)."""
+        model.eval()
+        n = max(self.labels) + 1
+        tp, fp, fn = np.zeros(n), np.zeros(n), np.zeros(n)
+        losses = []
+        for img, lab in self.items:
+            logits = model(torch.from_numpy(img[None]).to(device))
+            target = torch.from_numpy(lab[None]).to(device)
+            losses.append(float(torch.nn.functional.cross_entropy(logits, target)))
+            pred = logits.argmax(1)[0].cpu().numpy()
+            for c in range(1, n):
+                p, r = pred == c, lab == c
+                tp[c] += np.count_nonzero(p & r)
+                fp[c] += np.count_nonzero(p & ~r)
+                fn[c] += np.count_nonzero(~p & r)
+        dice = {}
+        for c in range(1, n):
+            denom = 2 * tp[c] + fp[c] + fn[c]
+            dice[self.labels.get(c, f"label_{c}")] = float(2 * tp[c] / denom) if denom > 0 else float("nan")
+        return {"loss": float(np.mean(losses)) if losses else float("nan"), "dice": dice}
