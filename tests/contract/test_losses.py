@@ -62,7 +62,7 @@ class TestLossContract:
         target = _target(classes=2)  # class 2 is absent from the target...
         logits = _perfect_logits(target).requires_grad_()  # ...and from the prediction
         loss = create_loss(name, **_kwargs(name, batch_dice=batch_dice))(logits, target)
-        assert float(loss) == pytest.approx(0.0, abs=1e-4)
+        assert loss.item() == pytest.approx(0.0, abs=1e-4)
         loss.backward()
         assert torch.isfinite(logits.grad).all()
 

@@ -9,6 +9,7 @@ import torch
 
 from ctseg.models import (
     ConvNormAct,
+    InstanceNorm,
     StackedConvBlock,
     UNet,
     conv_nd,
@@ -151,7 +152,7 @@ def test_blocks_factories_and_init() -> None:
     assert block[0][0].stride == (2, 2) and block[1][0].stride == (1, 1)
     assert block(torch.randn(1, 1, 8, 8)).shape == (1, 4, 4, 4)
     model = UNet(spatial_dims=2, features=(4, 8))
-    assert all(float(h.bias.abs().sum()) == 0 for h in model.heads)
+    assert all(not h.bias.detach().any() for h in model.heads)
 
 
 def test_dropout_is_active_only_in_training() -> None:
@@ -162,3 +163,23 @@ def test_dropout_is_active_only_in_training() -> None:
         torch.testing.assert_close(model(x), model(x))
         model.train()
         assert not torch.allclose(model(x), model(x))
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_instance_norm_matches_torch(spatial_dims: int) -> None:
+    torch_cls = torch.nn.InstanceNorm2d if spatial_dims == 2 else torch.nn.InstanceNorm3d
+    reference = torch_cls(4, affine=True)
+    torch.nn.init.normal_(reference.weight)
+    torch.nn.init.normal_(reference.bias)
+    ours = InstanceNorm(4)
+    ours.load_state_dict(reference.state_dict())  # same parameter names: checkpoints interchange
+    x = torch.randn(2, 4, *(6,) * spatial_dims) * 3 + 1
+    for mode in (True, False):
+        torch.testing.assert_close(ours.train(mode)(x), reference.train(mode)(x))
+
+
+def test_single_voxel_bottleneck_is_refused() -> None:
+    model = UNet(spatial_dims=2, features=(4, 8))
+    for mode in (True, False):
+        with pytest.raises(ValueError, match=r"at least \(4, 4\)"):
+            model.train(mode)(torch.randn(1, 1, 2, 2))

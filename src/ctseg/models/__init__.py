@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .blocks import (
     ConvNormAct,
+    InstanceNorm,
     StackedConvBlock,
     conv_nd,
     conv_transpose_nd,
@@ -26,6 +27,7 @@ __all__ = [
     "register_model",
     "UNet",
     "ConvNormAct",
+    "InstanceNorm",
     "StackedConvBlock",
     "conv_nd",
     "conv_transpose_nd",

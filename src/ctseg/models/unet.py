@@ -173,10 +173,11 @@ class UNet(nn.Module):
                 f"input spatial size {size} is not divisible by the network's required divisor "
                 f"{divisor} (product of strides per axis); pad the input to {self.padded_size(size)}"
             )
-        if self.training and math.prod(n // d for n, d in zip(size, divisor, strict=True)) == 1:
+        if math.prod(n // d for n, d in zip(size, divisor, strict=True)) == 1:
             raise InputError(
-                f"input spatial size {size} leaves a single voxel at the bottleneck, which instance "
-                f"normalisation cannot train on; use at least {tuple(2 * d for d in divisor)}"
+                f"input spatial size {size} leaves a single voxel at the bottleneck, where instance "
+                f"normalisation has nothing to normalise over; use at least "
+                f"{tuple(2 * d for d in divisor)}"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
@@ -188,8 +189,9 @@ class UNet(nn.Module):
             resolution: full, then divided by the cumulative strides (``deep_supervision_scales``).
 
         Raises:
-            InputError (a ValueError): wrong rank or channel count, or a spatial size not divisible
-                by :meth:`required_divisor` (the message gives the padded size to use).
+            InputError (a ValueError): wrong rank or channel count, a spatial size not divisible
+                by :meth:`required_divisor` (the message gives the padded size to use), or one
+                equal to it (a single bottleneck voxel; the message gives the minimum).
         """
         self._check_input(x)
         skips: list[torch.Tensor] = []

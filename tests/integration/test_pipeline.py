@@ -1,0 +1,154 @@
+"""End to end on a tiny synthetic dataset: synth -> train (a few iterations) -> predict -> evaluate.
+
+Also the geometry contract on the real CT in ../shared/data and on LPS / reversed / anisotropic
+synthetic inputs: every prediction has the input's exact shape, affine and header geometry, and
+the same anatomy stored in another orientation gives the same world-space mask.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from ctseg.cli import main
+from ctseg.inference import Predictor
+from ctseg.io import Image, read_nifti
+from tests.conftest import shared_file
+
+TINY = [
+    "--set", "plan.max_median_voxels=60000",
+    "--set", "plan.max_patch_voxels=8192",
+    "--set", "plan.base_features=4",
+    "--set", "plan.max_features=16",
+    "--set", "plan.max_stages=3",
+    "--set", "train.iterations_per_epoch=3",
+    "--set", "train.val_patches_per_case=2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("e2e")
+    data, run = root / "data", root / "run"
+    assert main(["synth", str(data), "--task", "pancreas", "--cases", "3", "--test-cases", "2", "--seed", "3", "--matrix", "64"]) == 0
+    assert main(["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", *TINY]) == 0
+    return {"root": root, "data": data, "run": run}
+
+
+def test_run_folder_holds_everything_needed_to_predict(tiny) -> None:
+    run = tiny["run"]
+    for name in ["config.yaml", "plan.json", "fingerprint.json", "dataset.json", "split.json", "versions.json", "model_final.pt", "model_final.json", "model_best.pt", "checkpoint_last.pt", "history.json", "training_curves.png"]:
+        assert (run / name).is_file(), name
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 1 and set(history[0]["val_dice"]) == {"pancreas", "tumour"}
+
+
+def test_predict_and_evaluate_folder(tiny) -> None:
+    pred = tiny["root"] / "pred"
+    assert main(["predict", "-i", str(tiny["data"] / "imagesTs"), "-o", str(pred), "-m", str(tiny["run"])]) == 0
+    inputs = sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))
+    for src in inputs:
+        out = nib.load(pred / src.name)
+        ref = nib.load(src)
+        assert out.shape == ref.shape and out.get_data_dtype() == np.uint8
+        np.testing.assert_array_equal(out.affine, ref.affine)
+        assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2}
+    ev = tiny["root"] / "eval"
+    assert main(["evaluate", str(pred), str(tiny["data"] / "labelsTs"), "-o", str(ev), "--dataset", str(tiny["data"])]) == 0
+    rows = list(csv.DictReader((ev / "metrics.csv").open()))
+    assert {r["name"] for r in rows} >= {"pancreas", "tumour"} and len({r["case"] for r in rows}) == len(inputs)
+    assert json.loads((ev / "summary.json").read_text())["n_cases"] == len(inputs)
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run)
+    assert main(["train", str(tiny["data"]), "-o", str(run), "--resume", "--epochs", "2"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and history[1]["iteration"] == 6
+    # without --resume an existing run is refused rather than overwritten
+    assert main(["train", str(tiny["data"]), "-o", str(run), "--preset", "cpu"]) == 2
+
+
+def test_real_ct_prediction_keeps_the_input_grid(tiny, tmp_path) -> None:
+    src = shared_file("totalsegmentator/example_ct_sm.nii.gz")
+    out = tmp_path / "seg.nii.gz"
+    assert main(["predict", "-i", str(src), "-o", str(out), "-m", str(tiny["run"])]) == 0
+    a, b = nib.load(src), nib.load(out)
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(a.affine, b.affine)
+    for key in ("sform_code", "qform_code", "pixdim", "srow_x", "srow_y", "srow_z", "quatern_b", "quatern_c", "quatern_d"):
+        np.testing.assert_array_equal(a.header[key], b.header[key])
+
+
+def _flip_copy(image: Image, axes: tuple[int, ...]) -> Image:
+    """The same world content stored with ``axes`` reversed (array flipped, affine adjusted)."""
+    affine = image.affine.copy()
+    data = image.array
+    for ax in axes:
+        data = np.flip(data, ax)
+        affine[:3, 3] += affine[:3, ax] * (image.shape[ax] - 1)
+        affine[:3, ax] *= -1
+    return Image(np.ascontiguousarray(data), affine)
+
+
+@pytest.mark.parametrize("axes", [(0, 1), (2,), (0, 1, 2)], ids=["LPS", "reversed-slices", "all-flipped"])
+def test_orientation_does_not_change_the_world_space_prediction(tiny, axes) -> None:
+    predictor = Predictor(tiny["run"])
+    image = read_nifti(shared_file("totalsegmentator/example_ct_sm.nii.gz"), dtype=np.float32)
+    base = predictor.predict_image(image)
+    flipped = _flip_copy(image, axes)
+    out = predictor.predict_image(flipped)
+    np.testing.assert_array_equal(out.affine, flipped.affine)
+    np.testing.assert_array_equal(np.flip(out.array, axes), base.array)
+
+
+def test_anisotropic_reversed_synthetic_input(tiny, tmp_path) -> None:
+    from ctseg.synth import generate_case
+
+    image, _ = generate_case("pancreas", seed=11, matrix=64, slice_spacing=4.5, orientation="LPI")
+    label = Predictor(tiny["run"]).predict_image(Image(image.array.astype(np.float32), image.affine))
+    assert label.shape == image.shape
+    np.testing.assert_array_equal(label.affine, image.affine)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["predict", "-i", "no/such/file.nii.gz", "-o", "x", "-m", "y"], "no/such/file.nii.gz"),
+        (["train", "no/such/dataset", "-o", "z"], "no/such/dataset"),
+        (["evaluate", "no/pred", "no/gt", "-o", "z"], "no/pred"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(args, needle, tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ctseg.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_not_a_dataset_and_unreadable_file(tmp_path, tiny) -> None:
+    (tmp_path / "junk").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "ctseg.cli", "train", str(tmp_path / "junk"), "-o", str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not a dataset" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"\x1f\x8b garbage")
+    out = tmp_path / "out.nii.gz"
+    proc = subprocess.run([sys.executable, "-m", "ctseg.cli", "predict", "-i", str(bad), "-o", str(out), "-m", str(tiny["run"])], capture_output=True, text=True)
+    assert proc.returncode == 2 and "bad.nii.gz" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_help_is_instant() -> None:
+    code = "import sys, ctseg.cli; ctseg.cli.build_parser(); print(sorted(m for m in ('torch', 'scipy', 'nibabel') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+
+from ctseg.config import PlanSettings
+from ctseg.preprocessing.crop import body_bbox
+from ctseg.preprocessing.intensity import normalize
+from ctseg.preprocessing.plan import make_plan
+from ctseg.preprocessing.resample import argmax_resampled, grid_for_spacing, resample_array, resample_labels
+
+
+def test_grid_for_spacing_keeps_physical_extent() -> None:
+    affine = np.diag([0.75, 0.75, 2.5, 1.0])
+    new_affine, new_shape = grid_for_spacing(affine, (512, 512, 80), (1.5, 1.5, 5.0))
+    assert new_shape == (256, 256, 40)
+    # outer voxel faces coincide: first centre moves by half the size difference
+    np.testing.assert_allclose(new_affine[:3, 3], [0.375, 0.375, 1.25])
+    np.testing.assert_allclose(np.diag(new_affine)[:3], [1.5, 1.5, 5.0])
+
+
+def test_resample_identity_and_known_values() -> None:
+    data = np.random.default_rng(0).normal(size=(8, 9, 10)).astype(np.float32)
+    same = resample_array(data, np.eye(4), np.eye(4), data.shape, order=3)
+    np.testing.assert_allclose(same, data, atol=1e-5)
+    ramp = np.broadcast_to(np.arange(10, dtype=np.float32), (4, 4, 10)).copy()
+    dst = np.eye(4)
+    dst[2, 2], dst[2, 3] = 0.5, 0.0  # twice as many slices, same origin
+    up = resample_array(ramp, np.eye(4), dst, (4, 4, 19), order=1)
+    np.testing.assert_allclose(up[0, 0, :5], [0, 0.5, 1, 1.5, 2], atol=1e-6)
+
+
+def test_per_label_resampling_keeps_tumour_inside_organ() -> None:
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[6:34, 6:34, 6:34] = 1  # 28 mm cube: faces fall between the 2 mm voxel centres
+    labels[16:22, 16:22, 16:22] = 2  # 6 mm cube
+    affine, shape = grid_for_spacing(np.eye(4), labels.shape, (2.0, 2.0, 2.0))
+    out = resample_labels(labels, np.eye(4), affine, shape)
+    assert set(np.unique(out)) == {0, 1, 2}
+    assert (out == 2).sum() == 3**3 and (out > 0).sum() == 14**3  # volumes kept exactly
+
+
+def test_argmax_resampled_outside_is_background() -> None:
+    probs = np.zeros((3, 4, 4, 4), np.float32)
+    probs[2] = 1.0
+    out = argmax_resampled(probs, np.eye(4), np.eye(4), (6, 6, 6))
+    assert (out[:4, :4, :4] == 2).all() and (out[5, 5, 5] == 0)
+
+
+def test_body_bbox_ignores_small_bright_specks() -> None:
+    ct = np.full((30, 30, 10), -1000.0)
+    ct[5:25, 8:22, :] = 40.0
+    ct[0, 0, 0] = 500.0  # detached speck
+    box = body_bbox(ct, margin=0)
+    assert box == (slice(5, 25), slice(8, 22), slice(0, 10))
+
+
+def test_normalize_clips_and_standardises() -> None:
+    out = normalize(np.array([-2000.0, 0.0, 5000.0]), {"clip_low": -100.0, "clip_high": 300.0, "mean": 100.0, "std": 50.0})
+    np.testing.assert_allclose(out, [-4.0, -2.0, 4.0])
+
+
+def _fingerprint(spacings, extent):
+    return {
+        "labels": {"0": "background", "1": "organ"},
+        "median_spacing": list(np.median(spacings, axis=0)),
+        "spacing_p10": list(np.percentile(spacings, 10, axis=0)),
+        "median_extent_mm": extent,
+        "intensity": {"mean": 50.0, "std": 20.0, "p00_5": -50.0, "p99_5": 200.0, "min": -100.0, "max": 300.0},
+    }
+
+
+def test_plan_anisotropic_and_budget() -> None:
+    fp = _fingerprint([[0.8, 0.8, 5.0], [0.7, 0.7, 5.0], [0.75, 0.75, 2.5]], [300.0, 250.0, 200.0])
+    plan = make_plan(fp, PlanSettings())
+    assert plan.spacing[0] < 1.0 and plan.spacing[2] >= 2.5
+    div = np.prod(np.array(plan.network["strides"]), axis=0)
+    assert all(p % d == 0 for p, d in zip(plan.patch_size, div))
+    assert np.prod(plan.patch_size) <= 128**3
+    # a coarse axis is not pooled in the first stage and gets 1-wide kernels
+    assert plan.network["strides"][1][2] == 1 and plan.network["kernel_sizes"][0][2] == 1
+    small = make_plan(fp, PlanSettings(max_median_voxels=1e6, max_patch_voxels=48**3, max_features=64))
+    assert np.prod(np.array(fp["median_extent_mm"]) / np.array(small.spacing)) <= 1e6
+    assert max(small.network["features"]) <= 64 and np.prod(small.patch_size) <= 48**3
+    assert small.normalization["mode"] == "foreground" and small.normalization["clip_high"] == 200.0
