@@ -126,7 +126,7 @@ def test_anisotropic_reversed_synthetic_input(tiny, tmp_path) -> None:
     [
         (["predict", "-i", "no/such/file.nii.gz", "-o", "x", "-m", "y"], "no/such/file.nii.gz"),
         (["train", "no/such/dataset", "-o", "z"], "no/such/dataset"),
-        (["evaluate", "no/pred", "no/gt", "-o", "z"], "no/pred"),
+        (["evaluate", "no/pred", "no/gt", "-o", "z"], "no/gt"),
     ],
 )
 def test_cli_errors_are_one_clear_line(args, needle, tmp_path) -> None:

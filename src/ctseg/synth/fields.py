@@ -11,17 +11,15 @@ k -> +z superior); coordinates are in mm.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Grid", "Box", "FourierNoise", "CoarseAxes", "evaluate", "lattice_noise", "tube_field"]
+__all__ = ["Grid", "Box", "FourierNoise", "CoarseAxes", "lattice_noise", "tube_distance", "coarse_axes"]
 
 Box = tuple[np.ndarray, np.ndarray]  # (lo, hi) world mm, each shape (3,)
-#: A field function receives broadcastable coordinate arrays x (n,1,1), y (1,m,1), z (1,1,l) in mm.
-FieldFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -56,42 +54,66 @@ class Grid:
 
 @dataclass(frozen=True)
 class CoarseAxes:
-    """Coarse sample positions per axis and the (fine x coarse) interpolation matrices (None = same)."""
+    """Coarse sample positions per axis and how to interpolate them onto the fine box.
+
+    ``weights[a]`` is the dense (fine x coarse) linear-interpolation matrix of axis ``a`` and
+    ``taps[a]`` the same as (left index, fraction) per fine sample; None means the coarse samples are
+    the fine ones.
+    """
 
     coords: tuple[np.ndarray, np.ndarray, np.ndarray]
     weights: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
+    taps: tuple[tuple[np.ndarray, np.ndarray] | None, ...]
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, y, z = self.coords
         return x[:, None, None], y[None, :, None], z[None, None, :]
 
     def upsample(self, field: np.ndarray) -> np.ndarray:
-        """Interpolate a coarse field (cx, cy, cz) onto the fine box, float32 (fx, fy, fz)."""
+        """Interpolate a coarse field (cx, cy, cz) onto the fine box, float32 (fx, fy, fz).
+
+        z by a small matrix product and y by two gathers, both on the coarse-in-x array, then x
+        plane by plane (two contiguous planes per output plane): ~3 passes over the fine box.
+        """
         out = np.asarray(field, dtype=np.float32)
-        wx, wy, wz = self.weights
-        if wx is not None:
-            out = np.tensordot(wx, out, axes=(1, 0))
-        if wy is not None:
-            out = np.matmul(wy, out)
+        wz = self.weights[2]
         if wz is not None:
-            fx, fy, cz = out.shape
-            out = (out.reshape(fx * fy, cz) @ wz.T).reshape(fx, fy, wz.shape[0])
-        return np.ascontiguousarray(out, dtype=np.float32)
+            out = np.tensordot(out, wz, axes=(2, 1))  # (cx, cy, fz)
+        if self.taps[1] is not None:
+            index, frac = self.taps[1]
+            f = frac[None, :, None]
+            out = np.take(out, index, axis=1) * (1.0 - f) + np.take(out, index + 1, axis=1) * f
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if self.taps[0] is None:
+            return out
+        index, frac = self.taps[0]
+        fine = np.empty((index.size, *out.shape[1:]), dtype=np.float32)
+        for i, (k, f) in enumerate(zip(index.tolist(), frac.tolist())):
+            if f <= 1e-7:
+                fine[i] = out[k]
+            else:
+                np.multiply(out[k], np.float32(1.0 - f), out=fine[i])
+                fine[i] += np.float32(f) * out[k + 1]
+        return fine
 
 
-def _interp_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Dense linear-interpolation weights (len(dst), len(src)) for a regular ascending ``src``."""
+def _interp_matrix(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation from a regular ascending ``src`` to ``dst`` (clamped at the ends).
+
+    Returns the dense weights (len(dst), len(src)), and per ``dst`` sample the left index and the
+    fraction towards the next one.
+    """
     weights = np.zeros((dst.size, src.size), dtype=np.float32)
     if src.size == 1:
         weights[:, 0] = 1.0
-        return weights
+        return weights, np.zeros(dst.size, dtype=np.int64), np.zeros(dst.size, dtype=np.float32)
     t = np.clip((dst - src[0]) / (src[1] - src[0]), 0.0, src.size - 1.0)
     i0 = np.minimum(np.floor(t).astype(np.int64), src.size - 2)
     frac = (t - i0).astype(np.float32)
     rows = np.arange(dst.size)
     weights[rows, i0] = 1.0 - frac
     weights[rows, i0 + 1] += frac
-    return weights
+    return weights, i0, frac
 
 
 def coarse_axes(fine: Sequence[np.ndarray], step: float | Sequence[float], *, exact: bool) -> CoarseAxes:
@@ -103,27 +125,23 @@ def coarse_axes(fine: Sequence[np.ndarray], step: float | Sequence[float], *, ex
     transforms) do not depend on the fine grid.
     """
     steps = np.broadcast_to(np.asarray(step, dtype=np.float64), (3,))
-    coords, weights = [], []
+    coords, weights, taps = [], [], []
     for axis, h in zip(fine, steps):
         fine_h = axis[1] - axis[0] if axis.size > 1 else np.inf
         if exact and fine_h >= h * 0.999:
             coords.append(axis.astype(np.float64))
             weights.append(None)
+            taps.append(None)
             continue
         lo = np.floor(axis[0] / h) * h
         hi = np.ceil(axis[-1] / h) * h
         src = lo + h * np.arange(int(round((hi - lo) / h)) + 1)
+        w, i0, frac = _interp_matrix(src, axis)
         coords.append(src)
-        weights.append(_interp_matrix(src, axis))
-    return CoarseAxes((coords[0], coords[1], coords[2]), (weights[0], weights[1], weights[2]))
-
-
-def evaluate(grid: Grid, sl: tuple[slice, slice, slice], fn: FieldFn, step: float | Sequence[float]
-             ) -> np.ndarray:
-    """Evaluate ``fn`` on the fine voxels ``sl`` of ``grid`` via a coarse grid of ``step`` mm."""
-    fine = [grid.axis(a)[sl[a]] for a in range(3)]
-    plan = coarse_axes(fine, step, exact=True)
-    return plan.upsample(fn(*plan.mesh()))
+        weights.append(w)
+        taps.append((i0, frac))
+    return CoarseAxes((coords[0], coords[1], coords[2]), (weights[0], weights[1], weights[2]),
+                      tuple(taps))
 
 
 class FourierNoise:
@@ -142,10 +160,28 @@ class FourierNoise:
         self.scale = np.sqrt(2.0 / waves)
 
     def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        out = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(z)), dtype=np.float64)
+        x, y, z = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(z, dtype=np.float64)
+        if _is_mesh(x, y, z):
+            return self._mesh(x.ravel(), y.ravel(), z.ravel())
+        out = np.zeros(np.broadcast_shapes(x.shape, y.shape, z.shape), dtype=np.float64)
         for (kx, ky, kz), ph in zip(self.k, self.phase):
             out += np.cos(kx * x + ky * y + kz * z + ph)
         return out * self.scale
+
+    def _mesh(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Separable evaluation on a mesh: cos(a+b+c+p) = Re(e^ia e^ib e^ic e^ip), one matrix product."""
+        ex = np.exp(1j * np.outer(x, self.k[:, 0])) * np.exp(1j * self.phase)  # (n, W)
+        ey = np.exp(1j * np.outer(y, self.k[:, 1]))  # (m, W)
+        ez = np.exp(1j * np.outer(z, self.k[:, 2]))  # (l, W)
+        xy = (ex[:, None, :] * ey[None, :, :]).astype(np.complex64)
+        out = (xy.reshape(-1, xy.shape[-1]) @ ez.T.astype(np.complex64)).real
+        return out.reshape(x.size, y.size, z.size) * np.float32(self.scale)
+
+
+def _is_mesh(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> bool:
+    """True for coordinate arrays shaped (n, 1, 1), (1, m, 1), (1, 1, l)."""
+    return (x.ndim == y.ndim == z.ndim == 3 and x.shape[1:] == (1, 1) and y.shape[0] == y.shape[2] == 1
+            and z.shape[:2] == (1, 1))
 
 
 def lattice_noise(rng: np.random.Generator, grid: Grid, sl: tuple[slice, slice, slice], cell: float
@@ -163,35 +199,37 @@ def lattice_noise(rng: np.random.Generator, grid: Grid, sl: tuple[slice, slice, 
     return plan.upsample(raw)
 
 
-def tube_field(grid: Grid, sl: tuple[slice, slice, slice], points: np.ndarray, radius: np.ndarray,
-               step: float, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Signed distance (mm, negative inside) to a tube of varying radius around a centreline.
+def tube_distance(plan: CoarseAxes, points: np.ndarray, radius: np.ndarray,
+                  extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Signed distance (mm, negative inside) to a tube of varying radius, on a regular coarse lattice.
+
+    The centreline samples are rasterised on the lattice ``plan`` (which must be regular on every
+    axis, see :func:`coarse_axes` with ``exact=False``); a Euclidean distance transform finds each
+    lattice point's nearest sample, and the exact distance to that sample minus its radius is returned.
 
     Args:
-        points: (N, 3) centreline samples in world mm, spaced well below ``step``.
+        points: (N, 3) centreline samples in world mm, spaced well below the lattice step.
         radius: (N,) tube radius (mm) at each sample.
-        step: the coarse lattice (mm) on which the distance transform runs.
-        extra: per-sample attributes (N,) carried to the voxels by their nearest sample; returned
-            upsampled (linearly) beside the field.
+        extra: per-sample attributes (N,) carried to each lattice point by its nearest sample.
 
     Returns:
-        (field, extras) on the fine voxels ``sl``, float32.
+        (field, extras) on the coarse lattice, float32.
     """
-    fine = [grid.axis(a)[sl[a]] for a in range(3)]
-    plan = coarse_axes(fine, step, exact=False)
     origin = np.array([c[0] for c in plan.coords])
+    step = np.array([c[1] - c[0] if c.size > 1 else 1.0 for c in plan.coords])
     shape = tuple(c.size for c in plan.coords)
     idx = np.rint((points - origin) / step).astype(np.int64)
     keep = np.all((idx >= 0) & (idx < np.array(shape)), axis=1)
+    if not keep.any():
+        big = np.full(shape, 1e4, dtype=np.float32)
+        return big, [np.zeros(shape, dtype=np.float32) for _ in extra]
     owner = np.full(shape, -1, dtype=np.int64)
     owner[tuple(idx[keep].T)] = np.nonzero(keep)[0]
-    if not keep.any():
-        big = np.full(tuple(f.size for f in fine), 1e4, dtype=np.float32)
-        return big, [np.zeros_like(big) for _ in extra]
-    nearest = ndimage.distance_transform_edt(owner < 0, return_distances=False, return_indices=True)
+    nearest = ndimage.distance_transform_edt(owner < 0, sampling=step, return_distances=False,
+                                             return_indices=True)
     sample = owner[tuple(nearest)]
     x, y, z = plan.mesh()
     p = points[sample]
     dist = np.sqrt((x - p[..., 0]) ** 2 + (y - p[..., 1]) ** 2 + (z - p[..., 2]) ** 2)
-    field = plan.upsample(dist - radius[sample])
-    return field, [plan.upsample(np.asarray(e)[sample]) for e in extra]
+    field = (dist - np.asarray(radius)[sample]).astype(np.float32)
+    return field, [np.asarray(e, dtype=np.float32)[sample] for e in extra]

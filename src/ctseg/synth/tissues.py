@@ -7,6 +7,7 @@ phase of the case moves vessels and organ enhancement together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,37 @@ class TissueTable:
     noise_sigma: float  # HU, final image noise
 
 
+def _enhancing(put: Callable[..., None], rng: np.random.Generator, phase: float, dose: float, fat: float) -> None:
+    """Vessels and parenchyma: arterial phase (0) bright aorta and cortex, portal (1) bright veins."""
+    j = lambda s: float(rng.normal(0.0, s))  # noqa: E731 - small per-case jitter
+    aorta = float(np.clip((150.0 + 150.0 * (1.0 - phase)) * dose, 150.0, 320.0))
+    portal = (115.0 + 70.0 * phase) * dose
+    put(T.AORTA, aorta, 6)
+    put(T.ARTERY, aorta * rng.uniform(0.8, 0.95), 6)
+    put(T.BLOOD, 0.5 * (aorta + portal), 8)
+    put(T.PORTAL, portal, 6)
+    put(T.IVC, (70.0 + 70.0 * phase) * dose + j(8), 8)
+    put(T.HEP_VEIN, (45.0 + 110.0 * phase) * dose, 5)
+    put(T.LIVER_PORTAL, portal * rng.uniform(0.85, 1.0), 5)
+
+    put(T.LIVER, (52.0 + 16.0 * phase) * dose + j(4), rng.uniform(4, 8), 3)
+    put(T.SPLEEN, (50.0 + 14.0 * phase) * dose + j(4), rng.uniform(4, 8), 3)
+    put(T.PANCREAS, (58.0 - 12.0 * phase) * dose + j(5), rng.uniform(4, 7), 5)
+    put(T.PANC_FAT, fat * rng.uniform(0.25, 0.5), 8, 10)
+    put(T.PANC_DUCT, rng.uniform(5, 20), 2)
+    put(T.KID_CORTEX, (150.0 + 50.0 * (1.0 - phase)) * dose * rng.uniform(0.9, 1.05), 6)
+    put(T.KID_MEDULLA, (75.0 + 90.0 * phase) * dose, 8)
+    put(T.KID_SINUS, fat + 25, 10, 8)
+    put(T.KID_PELVIS, rng.uniform(0, 15), 3)
+    put(T.BOWEL_WALL, (45.0 + 20.0 * phase) * dose + j(5), 6, 4)
+    put(T.BOWEL_FLUID, rng.uniform(0, 25), 5, 3)
+    put(T.GAS, rng.uniform(-1000, -960), 5, 10)
+    put(T.STOOL, rng.uniform(-150, -40), 30, 70)
+    put(T.STOMACH_WALL, (50.0 + 18.0 * phase) * dose + j(5), 5)
+    put(T.STOMACH_CONTENT, rng.uniform(0, 30), 6, 6)
+    put(T.GALLBLADDER, rng.uniform(0, 18), 2)
+
+
 def sample_tissues(rng: np.random.Generator) -> TissueTable:
     """Draw the CT numbers of every tissue class for one case (contrast phase, dose, noise)."""
     base = np.zeros(N_CLASSES, dtype=np.float32)
@@ -112,32 +144,7 @@ def sample_tissues(rng: np.random.Generator) -> TissueTable:
     put(T.CANAL, rng.uniform(15, 30), 3)
     put(T.CARTILAGE, rng.uniform(100, 220), 20, 30)
 
-    aorta = (150.0 + 150.0 * (1.0 - phase)) * dose
-    portal = (115.0 + 70.0 * phase) * dose
-    put(T.AORTA, aorta, 6)
-    put(T.ARTERY, aorta * rng.uniform(0.8, 0.95), 6)
-    put(T.BLOOD, 0.5 * (aorta + portal), 8)
-    put(T.PORTAL, portal, 6)
-    put(T.IVC, (70.0 + 70.0 * phase) * dose + j(8), 8)
-    put(T.HEP_VEIN, (45.0 + 110.0 * phase) * dose, 5)
-    put(T.LIVER_PORTAL, portal * rng.uniform(0.85, 1.0), 5)
-
-    put(T.LIVER, (52.0 + 16.0 * phase) * dose + j(4), rng.uniform(4, 8), 3)
-    put(T.SPLEEN, (50.0 + 14.0 * phase) * dose + j(4), rng.uniform(4, 8), 3)
-    put(T.PANCREAS, (58.0 - 12.0 * phase) * dose + j(5), rng.uniform(4, 7), 5)
-    put(T.PANC_FAT, fat * rng.uniform(0.25, 0.5), 8, 10)
-    put(T.PANC_DUCT, rng.uniform(5, 20), 2)
-    put(T.KID_CORTEX, (150.0 + 50.0 * (1.0 - phase)) * dose * rng.uniform(0.9, 1.05), 6)
-    put(T.KID_MEDULLA, (75.0 + 90.0 * phase) * dose, 8)
-    put(T.KID_SINUS, fat + 25, 10, 8)
-    put(T.KID_PELVIS, rng.uniform(0, 15), 3)
-    put(T.BOWEL_WALL, (45.0 + 20.0 * phase) * dose + j(5), 6, 4)
-    put(T.BOWEL_FLUID, rng.uniform(0, 25), 5, 3)
-    put(T.GAS, rng.uniform(-1000, -960), 5, 10)
-    put(T.STOOL, rng.uniform(-150, -40), 30, 70)
-    put(T.STOMACH_WALL, (50.0 + 18.0 * phase) * dose + j(5), 5)
-    put(T.STOMACH_CONTENT, rng.uniform(0, 30), 6, 6)
-    put(T.GALLBLADDER, rng.uniform(0, 18), 2)
+    _enhancing(put, rng, phase, dose, fat)
     offset = j(3)  # scanner calibration
     base[1:] += offset
     return TissueTable(base, low, mid, phase, float(rng.uniform(8.0, 20.0)))
