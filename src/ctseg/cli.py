@@ -90,9 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="synth -> train -> predict -> evaluate on the embedded synthetic CT (CPU, minutes)")
     d.add_argument("-o", "--output", default="ctseg-demo", help="output folder (default: ./ctseg-demo)")
-    d.add_argument("--task", default="pancreas", choices=["pancreas", "liver"])
-    d.add_argument("--cases", type=int, default=12, help="training cases to synthesise")
-    d.add_argument("--test-cases", type=int, default=4)
+    d.add_argument("--task", default="liver", choices=["pancreas", "liver"], help="synthetic task (default: liver)")
+    d.add_argument("--cases", type=int, default=24, help="training cases to synthesise (default 24)")
+    d.add_argument("--test-cases", type=int, default=6)
     d.add_argument("--minutes", type=float, default=9.0, help="training time budget in minutes")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--matrix", type=int, default=512, help=argparse.SUPPRESS)

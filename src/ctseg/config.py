@@ -103,8 +103,9 @@ class TrainSettings:
 class PredictSettings:
     step: float = 0.5  # fraction of the patch between tiles
     tta: bool = False  # mirror test-time augmentation
-    batch_size: int = 1
+    batch_size: int = 4  # tiles per network call
     checkpoint: str = "final"  # "final" or "best"
+    keep_largest_component: bool = False  # one organ per case: drop foreground away from it
 
 
 @dataclass(frozen=True)

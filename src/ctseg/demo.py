@@ -17,9 +17,9 @@ _REGIONS = {"pancreas": {"pancreas+tumour": [1, 2]}, "liver": {"liver+tumour": [
 def run_demo(
     out_dir: str | Path = "ctseg-demo",
     *,
-    task: str = "pancreas",
-    cases: int = 12,
-    test_cases: int = 4,
+    task: str = "liver",
+    cases: int = 24,
+    test_cases: int = 6,
     minutes: float = 9.0,
     seed: int = 0,
     matrix: int = 512,

@@ -16,11 +16,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.conftest import shared_file
 
 from ctseg.cli import main
 from ctseg.inference import Predictor
 from ctseg.io import Image, read_nifti
-from tests.conftest import shared_file
 
 TINY = [
     "--set", "plan.max_median_voxels=60000",

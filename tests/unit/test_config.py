@@ -13,7 +13,7 @@ def test_presets_load_and_override_in_order(tmp_path) -> None:
     cfg = load_config("cpu", extra, [parse_override("train.lr=0.25")])
     assert cfg.train.lr == 0.25  # override beats file
     assert cfg.train.batch_size == 4  # file beats preset
-    assert cfg.plan.max_median_voxels == 2_500_000  # preset beats defaults
+    assert cfg.plan.max_median_voxels == 1_300_000  # preset beats defaults
 
 
 def test_round_trip_and_hash() -> None:

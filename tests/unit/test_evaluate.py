@@ -225,4 +225,4 @@ def test_single_files(folders, tmp_path):
         pred_dir / "case_b.nii.gz", ref_dir, tmp_path / "o2", labels={1: "organ"}, progress=False
     )
     assert [r["case"] for r in result.rows] == ["case_b"]
-    assert case_id("x/liver_3.nii.gz") == "liver_3" and case_id("a.NII") == "a"
+    assert case_id("x/liver_3.nii.gz") == "liver_3" and case_id("a.nii") == "a"

@@ -5,12 +5,12 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.conftest import make_affine, rotation_z
 
 from ctseg.errors import DatasetError, InputError
 from ctseg.io import Image, LabelMap, read_nifti, write_nifti
 from ctseg.io.datasets import case_id_from_path, load_dataset
 from ctseg.io.orientation import Reorientation, reorient
-from tests.conftest import make_affine, rotation_z
 
 
 def test_nifti_round_trip_keeps_geometry_exactly(tmp_path) -> None:

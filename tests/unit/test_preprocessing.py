@@ -6,7 +6,12 @@ from ctseg.config import PlanSettings
 from ctseg.preprocessing.crop import body_bbox
 from ctseg.preprocessing.intensity import normalize
 from ctseg.preprocessing.plan import make_plan
-from ctseg.preprocessing.resample import argmax_resampled, grid_for_spacing, resample_array, resample_labels
+from ctseg.preprocessing.resample import (
+    argmax_resampled,
+    grid_for_spacing,
+    resample_array,
+    resample_labels,
+)
 
 
 def test_grid_for_spacing_keeps_physical_extent() -> None:
@@ -82,3 +87,22 @@ def test_plan_anisotropic_and_budget() -> None:
     assert np.prod(np.array(fp["median_extent_mm"]) / np.array(small.spacing)) <= 1e6
     assert max(small.network["features"]) <= 64 and np.prod(small.patch_size) <= 48**3
     assert small.normalization["mode"] == "foreground" and small.normalization["clip_high"] == 200.0
+
+
+def test_argmax_box_restriction_is_exact() -> None:
+    """Restricting to the foreground box gives the same labels as resampling everything."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 12, 10, 8)).astype(np.float32)
+    logits[0, :, :, :] += 2.0
+    logits[0, 3:7, 4:8, 2:5] -= 5.0  # a foreground blob
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    src = np.diag([2.0, 2.0, 3.0, 1.0])
+    dst, shape = grid_for_spacing(src, (12, 10, 8), (0.7, 0.9, 1.3))
+    full_best = np.full(shape, -np.inf, np.float32)
+    full = np.zeros(shape, np.uint8)
+    for c in range(3):
+        res = resample_array(probs[c], src, dst, shape, order=1, antialias=False, mode="constant", cval=1.0 if c == 0 else 0.0)
+        full[res > full_best] = c
+        full_best = np.maximum(full_best, res)
+    np.testing.assert_array_equal(argmax_resampled(probs, src, dst, shape), full)
+    assert (full > 0).any()

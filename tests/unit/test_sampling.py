@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 
 from ctseg.config import AugmentSettings
-from ctseg.data import PatchParams, PatchSampler, apply_flips, apply_intensity, extract_patch, make_params
+from ctseg.data import (
+    PatchParams,
+    PatchSampler,
+    apply_flips,
+    apply_intensity,
+    extract_patch,
+    make_params,
+)
 
 
 def _case():

@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from .._fileio import write_json, write_text
 from ..errors import DatasetError, InputError
+from ..io.datasets import case_id_from_path as case_id
+from ..io.datasets import list_nifti
 from ..io.image import Image
 from ..io.nifti import is_nifti, read_nifti
 from ..metrics import ROW_METRICS, case_metrics
@@ -81,15 +83,6 @@ class EvaluationResult:
 # ----------------------------------------------------------------------------- pairing and names
 
 
-def case_id(path: PathLike_) -> str:
-    """File name without its NIfTI extension: ``liver_3.nii.gz`` -> ``liver_3``."""
-    name = Path(path).name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def _nifti_files(path: Path, role: str) -> dict[str, Path]:
     """``{case id: file}`` for a NIfTI file or the NIfTI files of a folder (hidden files skipped)."""
     if not path.exists():
@@ -99,9 +92,7 @@ def _nifti_files(path: Path, role: str) -> dict[str, Path]:
             raise InputError(f"{role} {path}: not a NIfTI file (.nii or .nii.gz)")
         return {case_id(path): path}
     files: dict[str, Path] = {}
-    for item in sorted(path.iterdir()):
-        if item.name.startswith(".") or not item.is_file() or not is_nifti(item):
-            continue
+    for item in list_nifti(path):
         cid = case_id(item)
         if cid in files:
             raise InputError(

@@ -18,6 +18,7 @@ from ..io.image import Image, LabelMap
 from ..io.nifti import is_nifti, read_nifti, write_nifti
 from ..models.persist import load_model
 from ..preprocessing import Plan, preprocess_image, restore_labels
+from .postprocess import keep_largest_foreground
 from .sliding_window import sliding_window
 
 __all__ = ["Predictor", "predict", "PredictionRecord"]
@@ -56,12 +57,15 @@ class Predictor:
             raise InputError(f"step must be in (0, 1], got {self.step}")
         self.tta = cfg.predict.tta if tta is None else tta
         self.batch_size = cfg.predict.batch_size
+        self.keep_largest = cfg.predict.keep_largest_component
         self.labels = self.plan.labels
 
     def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, object]:
         """Class probabilities on the preprocessed grid and the geometry to undo it."""
         array, geometry = preprocess_image(image, self.plan)
         probs = sliding_window(array[None], self.model, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
+        if self.keep_largest:
+            probs = keep_largest_foreground(probs)
         return probs, geometry
 
     def predict_image(self, image: Image, progress: bool = False) -> LabelMap:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..models.runtime import forward
+
 __all__ = ["gaussian_importance", "tile_starts", "sliding_window"]
 
 
@@ -51,7 +53,7 @@ def sliding_window(
     num_classes: int,
     *,
     step: float = 0.5,
-    batch_size: int = 1,
+    batch_size: int = 4,
     tta: bool | Sequence[int] = False,
     device: str | torch.device = "cpu",
     pad_value: float | None = None,
@@ -88,7 +90,7 @@ def sliding_window(
             dims = [a + 2 for a in axes]
             xi = torch.flip(x, dims) if dims else x
             with torch.autocast(device.type, enabled=device.type == "cuda"):
-                logits = model(xi)
+                logits = forward(model, xi)
             p = torch.softmax(logits.float(), dim=1)
             out += torch.flip(p, dims) if dims else p
         out /= len(mirrors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import multiprocessing as mp
 from typing import Any
 
 import numpy as np
@@ -54,7 +56,8 @@ def read_case(case: Case, labels: dict[int, str] | None = None) -> tuple[Image, 
     return image, label
 
 
-def _case_fingerprint(case: Case, labels: dict[int, str], rng: np.random.Generator, threshold: float) -> dict[str, Any]:
+def _case_fingerprint(case: Case, labels: dict[int, str], seed: int, threshold: float) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
     image, label = read_case(case, labels)
     assert label is not None  # training cases always have labels (load_dataset guarantees it)
     image_c, label_c = reorient(image), reorient(label)
@@ -74,18 +77,31 @@ def _case_fingerprint(case: Case, labels: dict[int, str], rng: np.random.Generat
     }
 
 
-def compute_fingerprint(dataset: Dataset, *, crop_threshold_hu: float = -500.0, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def compute_fingerprint(
+    dataset: Dataset, *, crop_threshold_hu: float = -500.0, seed: int = 0, workers: int = 1, progress: bool = True
+) -> dict[str, Any]:
     """Read every training case once and summarise what the plan needs.
 
-    Spacings and shapes are given in the canonical (RAS) axis order.
+    Spacings and shapes are given in the canonical (RAS) axis order. Each case samples its
+    foreground intensities with its own seed, so the result does not depend on ``workers``.
     """
-    rng = np.random.default_rng(seed)
-    cases = []
-    samples = []
-    for case in tqdm(dataset.training, desc="fingerprint", unit="case", disable=not progress):
-        info = _case_fingerprint(case, dataset.labels, rng, crop_threshold_hu)
-        samples.append(info.pop("_foreground"))
-        cases.append(info)
+    jobs = [(case, dataset.labels, seed * 100_003 + i, crop_threshold_hu) for i, case in enumerate(dataset.training)]
+    bar = tqdm(total=len(jobs), desc="fingerprint", unit="case", disable=not progress)
+    with bar:
+        if workers > 1 and len(jobs) > 1:
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_case_fingerprint, *job) for job in jobs]
+                for fut in cf.as_completed(futures):
+                    fut.result()  # re-raise a bad case's error at once
+                    bar.update(1)
+                results = [fut.result() for fut in futures]
+        else:
+            results = []
+            for job in jobs:
+                results.append(_case_fingerprint(*job))
+                bar.update(1)
+    samples = [info.pop("_foreground") for info in results]
+    cases = results
     fg = np.concatenate(samples) if samples else np.zeros(0, np.float32)
     if fg.size == 0:
         raise InputError(f"{dataset.root}: no foreground voxels in any training label; check labelsTr")

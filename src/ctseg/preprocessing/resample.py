@@ -125,14 +125,46 @@ def argmax_resampled(
     are background (class 0).
     """
     shape = tuple(int(s) for s in dst_shape)
-    best = np.full(shape, -np.inf, dtype=np.float32)
     index = np.zeros(shape, dtype=np.uint8)
+    box = _foreground_box(probabilities[0], src_affine, dst_affine, shape)
+    if box is None:
+        return index
+    lo = np.array([s.start for s in box], dtype=np.float64)
+    sub_affine = np.asarray(dst_affine, dtype=np.float64).copy()
+    sub_affine[:3, 3] = sub_affine[:3, :3] @ lo + sub_affine[:3, 3]
+    sub_shape = tuple(s.stop - s.start for s in box)
+    best = np.full(sub_shape, -np.inf, dtype=np.float32)
+    sub_index = np.zeros(sub_shape, dtype=np.uint8)
     for c in range(probabilities.shape[0]):
         fill = 1.0 if c == 0 else 0.0
         res = resample_array(
-            probabilities[c], src_affine, dst_affine, shape, order=1, antialias=False, mode="constant", cval=fill
+            probabilities[c], src_affine, sub_affine, sub_shape, order=1, antialias=False, mode="constant", cval=fill
         )
         better = res > best
         best[better] = res[better]
-        index[better] = c
+        sub_index[better] = c
+    index[box] = sub_index
     return index
+
+
+def _foreground_box(
+    background: np.ndarray, src_affine: np.ndarray, dst_affine: np.ndarray, dst_shape: tuple[int, ...]
+) -> tuple[slice, ...] | None:
+    """Destination box outside which every voxel is certainly background.
+
+    Linear interpolation of probabilities that sum to 1: where all source neighbours have a
+    background probability >= 0.5, so does the interpolated value, and no other class can beat it.
+    So only the destination voxels near source voxels with background < 0.5 need resampling.
+    """
+    candidates = np.argwhere(background < 0.5)
+    if len(candidates) == 0:
+        return None
+    lo, hi = candidates.min(0) - 1.0, candidates.max(0) + 1.0
+    corners = np.array([[a[0], a[1], a[2], 1.0] for a in np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T])
+    to_dst = np.linalg.inv(np.asarray(dst_affine, dtype=np.float64)) @ np.asarray(src_affine, dtype=np.float64)
+    mapped = corners @ to_dst.T
+    start = np.maximum(np.floor(mapped[:, :3].min(0)) - 1, 0).astype(int)
+    stop = np.minimum(np.ceil(mapped[:, :3].max(0)) + 2, dst_shape).astype(int)
+    if np.any(stop <= start):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))

@@ -53,7 +53,7 @@ def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *,
     if fp_path.is_file():
         fingerprint = read_json(fp_path)
     else:
-        fingerprint = compute_fingerprint(dataset, crop_threshold_hu=config.plan.crop_threshold_hu, seed=config.train.seed, progress=progress)
+        fingerprint = compute_fingerprint(dataset, crop_threshold_hu=config.plan.crop_threshold_hu, seed=config.train.seed, workers=workers, progress=progress)
         write_json(fp_path, fingerprint)
     plan_path = run / "plan.json"
     if plan_path.is_file():

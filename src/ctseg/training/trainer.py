@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ class Trainer:
         self.labels = plan.labels
         self.spec = model_spec(plan.network, plan.num_classes, self.cfg.model.name, deep_supervision=self.cfg.model.deep_supervision, dropout=self.cfg.model.dropout)
         self.model = build_model(self.spec).to(self.device)
+        # channels-last 3D: oneDNN's faster layout on CPU (a 64^3 step: 1.17 s -> 0.71 s on 2 cores)
+        self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = create_optimizer(self.model.parameters(), t)
         base = create_loss(t.loss)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
@@ -115,7 +119,7 @@ class Trainer:
         t = self.cfg.train
         set_lr(self.optimizer, lr_at(self._progress_fraction(), t.lr, t.schedule))
         images, labels = self.sampler.sample(self.rng)
-        x = torch.from_numpy(images).to(self.device)
+        x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self.memory_format)
         y = torch.from_numpy(labels).to(self.device)
         self.model.train()
         with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
@@ -132,20 +136,24 @@ class Trainer:
         budget = self.cfg.train.time_budget_minutes
         return bool(budget) and self.elapsed >= 60.0 * budget
 
+    def _tick(self) -> None:
+        """Add the wall time since the last tick to ``elapsed`` (training, validation, saving)."""
+        now = time.perf_counter()
+        self.elapsed += now - self._last_tick
+        self._last_tick = now
+
     def _epoch(self) -> dict[str, Any]:
         t = self.cfg.train
-        losses, start = [], time.perf_counter()
+        losses = []
         bar = tqdm(range(t.iterations_per_epoch), desc=f"epoch {self.epoch + 1}/{t.epochs}", unit="it", leave=False, disable=not self.progress)
         last_ckpt = time.perf_counter()
         for _ in bar:
             losses.append(self._step())
-            now = time.perf_counter()
-            self.elapsed += now - start
-            start = now
+            self._tick()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if now - last_ckpt > 60 * t.checkpoint_minutes:
+            if self._last_tick - last_ckpt > 60 * t.checkpoint_minutes:
                 self.save()
-                last_ckpt = now
+                last_ckpt = self._last_tick
             if self._out_of_time():
                 break
         bar.close()
@@ -163,15 +171,21 @@ class Trainer:
             self.best = self.ema
             save_model(self.model, self.spec, self.run.path / "model_best.pt")
         self.save()
-        plot_history(self.history, self.labels, self.run.path / "training_curves.png")
+        if time.perf_counter() - self._last_plot > 30.0:  # a plot costs ~1 s: not every epoch
+            plot_history(self.history, self.labels, self.run.path / "training_curves.png")
+            self._last_plot = time.perf_counter()
+        self._tick()
         if self.progress:
             dice = " ".join(f"{k}={v:.3f}" for k, v in record["val_dice"].items())
             tqdm.write(f"epoch {record['epoch']:>4}  loss {record['train_loss']:.4f}  val {record['val_loss']:.4f}  dice {dice}  lr {record['lr']:.2e}  {record['elapsed_s']:.0f}s")
+            sys.stdout.flush()
 
     def fit(self) -> TrainResult:
         t = self.cfg.train
+        self._last_tick = self._last_plot = time.perf_counter()
         while self.epoch < t.epochs and not self._out_of_time():
             self._after_epoch(self._epoch())
+        plot_history(self.history, self.labels, self.run.path / "training_curves.png")
         save_model(self.model, self.spec, self.run.path / "model_final.pt")
         if not (self.run.path / "model_best.pt").is_file():
             save_model(self.model, self.spec, self.run.path / "model_best.pt")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..data import PatchParams, choose_center, extract_patch
+from ..models.runtime import forward
 
 __all__ = ["ValidationSet"]
 
@@ -32,18 +33,22 @@ class ValidationSet:
         n = max(self.labels) + 1
         tp, fp, fn = np.zeros(n), np.zeros(n), np.zeros(n)
         losses = []
-        for img, lab in self.items:
-            logits = model(torch.from_numpy(img[None]).to(device))
-            target = torch.from_numpy(lab[None]).to(device)
-            losses.append(float(torch.nn.functional.cross_entropy(logits, target)))
-            pred = logits.argmax(1)[0].cpu().numpy()
-            for c in range(1, n):
-                p, r = pred == c, lab == c
-                tp[c] += np.count_nonzero(p & r)
-                fp[c] += np.count_nonzero(p & ~r)
-                fn[c] += np.count_nonzero(~p & r)
+        for start in range(0, len(self.items), 4):
+            chunk = self.items[start : start + 4]
+            images = torch.from_numpy(np.stack([img for img, _ in chunk])).to(device)
+            targets = torch.from_numpy(np.stack([lab for _, lab in chunk])).to(device)
+            logits = forward(model, images)
+            losses.append(float(torch.nn.functional.cross_entropy(logits, targets)) * len(chunk))
+            preds = logits.argmax(1).cpu().numpy()
+            for pred, lab in zip(preds, (lab for _, lab in chunk)):
+                for c in range(1, n):
+                    p, r = pred == c, lab == c
+                    tp[c] += np.count_nonzero(p & r)
+                    fp[c] += np.count_nonzero(p & ~r)
+                    fn[c] += np.count_nonzero(~p & r)
         dice = {}
         for c in range(1, n):
             denom = 2 * tp[c] + fp[c] + fn[c]
             dice[self.labels.get(c, f"label_{c}")] = float(2 * tp[c] / denom) if denom > 0 else float("nan")
-        return {"loss": float(np.mean(losses)) if losses else float("nan"), "dice": dice}
+        loss = float(np.sum(losses) / len(self.items)) if self.items else float("nan")
+        return {"loss": loss, "dice": dice}
