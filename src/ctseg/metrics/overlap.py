@@ -22,9 +22,10 @@ __all__ = [
 ]
 
 
-def _as_bool_pair(
+def as_mask_pair(
     pred_mask: npt.ArrayLike, ref_mask: npt.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks as boolean arrays; ValueError when their shapes differ."""
     pred = np.asarray(pred_mask).astype(bool, copy=False)
     ref = np.asarray(ref_mask).astype(bool, copy=False)
     if pred.shape != ref.shape:
@@ -44,7 +45,7 @@ def confusion(pred_mask: npt.ArrayLike, ref_mask: npt.ArrayLike) -> tuple[int, i
     Raises:
         ValueError: the two masks differ in shape.
     """
-    pred, ref = _as_bool_pair(pred_mask, ref_mask)
+    pred, ref = as_mask_pair(pred_mask, ref_mask)
     n_pred = int(np.count_nonzero(pred))
     n_ref = int(np.count_nonzero(ref))
     tp = int(np.count_nonzero(pred & ref))

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from .overlap import as_mask_pair
+
 __all__ = ["SurfaceDistances", "surface_distances", "surface_voxels", "check_spacing"]
 
 
@@ -208,13 +210,7 @@ def surface_distances(
     Raises:
         ValueError: shapes differ, or ``spacing`` does not give one positive size per axis.
     """
-    pred = np.asarray(pred_mask).astype(bool, copy=False)
-    ref = np.asarray(ref_mask).astype(bool, copy=False)
-    if pred.shape != ref.shape:
-        raise ValueError(
-            f"pred_mask and ref_mask must have the same shape, found {pred.shape} and {ref.shape}; "
-            "resample the prediction onto the reference grid first"
-        )
+    pred, ref = as_mask_pair(pred_mask, ref_mask)
     sampling = check_spacing(spacing, pred.ndim)
     box = _padded_bbox(pred | ref)
     if box is None:

