@@ -44,7 +44,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 def test_run_folder_holds_everything_needed_to_predict(tiny) -> None:
     run = tiny["run"]
-    for name in ["config.yaml", "plan.json", "fingerprint.json", "dataset.json", "split.json", "versions.json", "model_final.pt", "model_final.json", "model_best.pt", "checkpoint_last.pt", "history.json", "training_curves.png"]:
+    for name in ["config.yaml", "plan.json", "fingerprint.json", "dataset.json", "split.json", "versions.json", "model_final.pt", "model_final.json", "model_best.pt", "checkpoint_last.pt", "history.json", "training_curves.png", "train_log.txt"]:
         assert (run / name).is_file(), name
     history = json.loads((run / "history.json").read_text())
     assert len(history) == 1 and set(history[0]["val_dice"]) == {"pancreas", "tumour"}
@@ -152,3 +152,16 @@ def test_help_is_instant() -> None:
     code = "import sys, ctseg.cli; ctseg.cli.build_parser(); print(sorted(m for m in ('torch', 'scipy', 'nibabel') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_training_refuses_a_corrupt_case_before_writing_anything(tiny, tmp_path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny["data"], data)
+    label = sorted((data / "labelsTr").glob("*.nii.gz"))[1]
+    label.write_bytes(label.read_bytes()[:200])  # truncated gzip
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "ctseg.cli", "train", str(data), "-o", str(run), "--preset", "cpu"], capture_output=True, text=True)
+    assert proc.returncode == 2 and label.name in proc.stderr and "Traceback" not in proc.stderr
+    assert not run.exists()

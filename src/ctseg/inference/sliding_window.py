@@ -89,7 +89,7 @@ def sliding_window(
         for axes in mirrors:
             dims = [a + 2 for a in axes]
             xi = torch.flip(x, dims) if dims else x
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = forward(model, xi)
             p = torch.softmax(logits.float(), dim=1)
             out += torch.flip(p, dims) if dims else p

@@ -20,9 +20,9 @@ def plot_history(history: list[dict[str, Any]], labels: dict[int, str], path: st
         return
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [h["train_loss"] for h in history], label="train")
+    axes[0].plot(epochs, [h["train_loss"] for h in history], label="train (Dice + CE)")
     if "val_loss" in history[0]:
-        axes[0].plot(epochs, [h["val_loss"] for h in history], label="validation")
+        axes[0].plot(epochs, [h["val_loss"] for h in history], label="validation (CE)")
     axes[0].set(title="loss", xlabel="epoch")
     axes[0].legend()
     for key, name in labels.items():

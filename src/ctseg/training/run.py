@@ -46,15 +46,14 @@ def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *,
     ``preprocessed/``, ``split.json``; ``config.yaml`` holds the resolved settings.
     """
     run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(dataset_dir)
-    write_text(run / "config.yaml", config.to_yaml())
     fp_path = run / "fingerprint.json"
     if fp_path.is_file():
         fingerprint = read_json(fp_path)
-    else:
+    else:  # reads and checks every case: a bad dataset stops here, before anything is written
         fingerprint = compute_fingerprint(dataset, crop_threshold_hu=config.plan.crop_threshold_hu, seed=config.train.seed, workers=workers, progress=progress)
         write_json(fp_path, fingerprint)
+    write_text(run / "config.yaml", config.to_yaml())
     plan_path = run / "plan.json"
     if plan_path.is_file():
         plan = Plan.from_dict(read_json(plan_path))

@@ -122,7 +122,8 @@ class Trainer:
         x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self.memory_format)
         y = torch.from_numpy(labels).to(self.device)
         self.model.train()
-        with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+        # bfloat16 autocast on CUDA: no loss scaling needed (float16 without a GradScaler underflows)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             out = self.model(x)
             loss = self.loss_fn(out, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -175,9 +176,12 @@ class Trainer:
             plot_history(self.history, self.labels, self.run.path / "training_curves.png")
             self._last_plot = time.perf_counter()
         self._tick()
+        dice = " ".join(f"{k}={v:.3f}" for k, v in record["val_dice"].items())
+        line = f"epoch {record['epoch']:>4}  loss {record['train_loss']:.4f}  val {record['val_loss']:.4f}  dice {dice}  lr {record['lr']:.2e}  {record['elapsed_s']:.0f}s"
+        with open(self.run.path / "train_log.txt", "a", encoding="utf-8") as log:
+            log.write(line + "\n")
         if self.progress:
-            dice = " ".join(f"{k}={v:.3f}" for k, v in record["val_dice"].items())
-            tqdm.write(f"epoch {record['epoch']:>4}  loss {record['train_loss']:.4f}  val {record['val_loss']:.4f}  dice {dice}  lr {record['lr']:.2e}  {record['elapsed_s']:.0f}s")
+            tqdm.write(line)
             sys.stdout.flush()
 
     def fit(self) -> TrainResult:
