@@ -43,26 +43,19 @@ def _train_overrides(a: argparse.Namespace) -> list[dict]:
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
-    from .config import load_config
+    from .config import deep_merge, load_config
     from .training import train
 
     overrides = _train_overrides(a)
     if a.resume:
         merged: dict = {}
         for item in overrides:
-            merged = _merge(merged, item)
+            merged = deep_merge(merged, item)
         result = train(a.dataset, a.output, None, resume=True, device=a.device, overrides=merged)
     else:
         config = load_config(a.preset, a.config, overrides)
         result = train(a.dataset, a.output, config, device=a.device)
     print(f"trained {result.epochs} epochs ({result.iterations} iterations, {result.seconds / 60:.1f} min); run folder: {result.run_dir}")
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _cmd_predict(a: argparse.Namespace) -> None:

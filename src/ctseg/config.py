@@ -30,6 +30,7 @@ __all__ = [
     "list_presets",
     "parse_override",
     "read_run_config",
+    "deep_merge",
 ]
 
 
@@ -132,7 +133,7 @@ class Config:
 
     def merged(self, overrides: dict[str, Any]) -> Config:
         """A copy with ``overrides`` (a nested dict, possibly partial) applied on top."""
-        return Config.from_dict(_deep_merge(self.to_dict(), overrides))
+        return Config.from_dict(deep_merge(self.to_dict(), overrides))
 
 
 def _to_plain(obj: Any) -> Any:
@@ -143,11 +144,12 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in recursively (``extra`` wins); neither is modified."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
