@@ -6,7 +6,7 @@ is extracted (see :mod:`ctseg.data.sampling`); flips and intensity changes act o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +28,6 @@ class PatchParams:
     gamma: float = 1.0
     noise_std: float = 0.0
     noise_seed: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def is_spatial(self) -> bool:

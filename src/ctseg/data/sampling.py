@@ -97,7 +97,7 @@ class PatchSampler:
         for b in range(self.batch_size):
             case = self.cases[int(rng.integers(len(self.cases)))]
             fg = rng.random() < self.foreground_fraction or (
-                b == self.batch_size - 1 and self.foreground_fraction > 0 and not any(_has_fg(x) for x in labels)
+                b == self.batch_size - 1 and self.foreground_fraction > 0 and not any(x.any() for x in labels)
             )
             params = make_params(rng, self.augment) if self.augment else PatchParams()
             center = choose_center(case, self.patch_size, rng, fg)
@@ -109,6 +109,3 @@ class PatchSampler:
             labels.append(lab)
         return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)
 
-
-def _has_fg(label: np.ndarray) -> bool:
-    return bool(label.any())

@@ -17,7 +17,7 @@ from ..io.datasets import case_id_from_path, list_nifti
 from ..io.image import Image, LabelMap
 from ..io.nifti import is_nifti, read_nifti, write_nifti
 from ..models.persist import load_model
-from ..preprocessing import Plan, preprocess_image, restore_labels
+from ..preprocessing import CaseGeometry, Plan, preprocess_image, restore_labels
 from .postprocess import keep_largest_foreground
 from .sliding_window import sliding_window
 
@@ -60,7 +60,7 @@ class Predictor:
         self.keep_largest = cfg.predict.keep_largest_component
         self.labels = self.plan.labels
 
-    def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, object]:
+    def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, CaseGeometry]:
         """Class probabilities on the preprocessed grid and the geometry to undo it."""
         array, geometry = preprocess_image(image, self.plan)
         probs = sliding_window(array[None], self.model, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
@@ -71,7 +71,7 @@ class Predictor:
     def predict_image(self, image: Image, progress: bool = False) -> LabelMap:
         """uint8 labels with exactly the input's shape and affine."""
         probs, geometry = self.probabilities(image, progress)
-        labels = restore_labels(probs, geometry)  # type: ignore[arg-type]
+        labels = restore_labels(probs, geometry)
         return LabelMap(labels, image.affine.copy(), {"source": image.meta.get("path")})
 
 

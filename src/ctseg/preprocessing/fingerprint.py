@@ -59,7 +59,8 @@ def read_case(case: Case, labels: dict[int, str] | None = None) -> tuple[Image, 
 def _case_fingerprint(case: Case, labels: dict[int, str], seed: int, threshold: float) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     image, label = read_case(case, labels)
-    assert label is not None  # training cases always have labels (load_dataset guarantees it)
+    if label is None:
+        raise InputError(f"{case.image}: training case without a label file")
     image_c, label_c = reorient(image), reorient(label)
     box = body_bbox(image_c.array, threshold)
     img, seg = image_c.array[box], label_c.array[box]

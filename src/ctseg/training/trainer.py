@@ -76,6 +76,7 @@ class Trainer:
         self.epoch, self.iteration, self.elapsed = 0, 0, 0.0
         self.best, self.ema = -1.0, None
         self.history: list[dict[str, Any]] = []
+        self._last_tick = self._last_plot = time.perf_counter()
 
     # --- state -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
