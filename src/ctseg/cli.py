@@ -51,27 +51,107 @@ def _cmd_train(a: argparse.Namespace) -> None:
         merged: dict = {}
         for item in overrides:
             merged = deep_merge(merged, item)
-        result = train(a.dataset, a.output, None, resume=True, device=a.device, overrides=merged)
+        result = train(a.dataset, a.output, None, resume=True, device=a.device, overrides=merged, skip_bad=a.skip_bad)
     else:
         config = load_config(a.preset, a.config, overrides)
-        result = train(a.dataset, a.output, config, device=a.device)
+        result = train(a.dataset, a.output, config, device=a.device, skip_bad=a.skip_bad)
     print(f"trained {result.epochs} epochs ({result.iterations} iterations, {result.seconds / 60:.1f} min); run folder: {result.run_dir}")
+    if a.tune_postprocessing:
+        from .inference.tuning import determine_postprocessing
+
+        chosen = determine_postprocessing(result.run_dir, device=a.device)["min_component_mm3"]
+        print("post-processing chosen on the validation cases (remove regions under mm^3, 0 = off): " + ", ".join(f"label {k}: {v:g}" for k, v in chosen.items()))
 
 
 def _cmd_predict(a: argparse.Namespace) -> None:
     from .inference import predict
 
-    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint)
+    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series)
     for r in records:
         print(f"{r.case_id}: {r.output} ({r.seconds:.1f} s)")
 
 
+def _cmd_convert(a: argparse.Namespace) -> None:
+    from .io.convert import convert_image
+
+    print(f"written {convert_image(a.input, a.output, series=a.series, overwrite=a.overwrite)}")
+
+
+def _label_list(text: str) -> list[int]:
+    """``--lesion-labels``: comma-separated label values, or ``none``."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected label values such as 2 or 2,3 (or none), found {text!r}") from None
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluation import evaluate, format_table
+    from .metrics import LesionSettings
 
-    result = evaluate(a.pred, a.gt, a.output, dataset=a.dataset)
+    try:
+        lesions = LesionSettings(connectivity=a.lesion_connectivity, criterion=a.lesion_criterion, threshold=a.lesion_threshold, one_to_one=a.one_to_one)
+    except ValueError as exc:
+        from .errors import InputError
+
+        raise InputError(str(exc)) from None
+    result = evaluate(a.pred, a.gt, a.output, dataset=a.dataset, nsd_tolerance_mm=a.nsd_tolerance, lesion_labels=a.lesion_labels, lesion_settings=lesions)
     print(format_table(result.summary))
     print(f"metrics: {result.csv_path}\nsummary: {result.summary_path}")
+    if result.lesions_path is not None:
+        print(f"lesions: {result.lesions_path}")
+
+
+def _cmd_report(a: argparse.Namespace) -> None:
+    from .reporting import build_report
+
+    result = build_report(a.eval_dir, a.output, run_dir=a.run, images=a.images, pred=a.pred, ref=a.ref, png_dir=a.png_dir, overlays=not a.no_overlays)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"report: {result.path} ({len(result.overlays)} case overlays)")
+
+
+def _cmd_verify(a: argparse.Namespace) -> int:
+    from .io.verify import verify_dataset
+
+    report = verify_dataset(a.dataset, layout=a.layout, include_test=not a.no_test, headers_only=a.headers_only, workers=a.workers)
+    print(report.format_table())
+    if a.json:
+        from ._fileio import write_json
+
+        write_json(a.json, report.to_dict())
+    return 0 if report.ok else 1
+
+
+def _cmd_export_data(a: argparse.Namespace) -> None:
+    from .config import load_config
+    from .preprocessing.export import export_preprocessed
+
+    config = load_config(a.preset, a.config, _train_overrides(a)) if a.preset or a.config or a.set else None
+    out = export_preprocessed(a.source, a.output, fmt=a.format, config=config)
+    print(f"exported to {out}")
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser("verify", help="check every case of a dataset (MSD, nnU-Net, LiTS, plain) and list problems with fixes")
+    v.add_argument("dataset")
+    v.add_argument("--layout", choices=["msd", "nnunet", "lits", "plain"], default=None, help="force a layout (default: detect)")
+    v.add_argument("--headers-only", action="store_true", help="check listings, headers and grids only (fast, no voxel reads)")
+    v.add_argument("--no-test", action="store_true", help="skip the test images")
+    v.add_argument("--workers", type=int, default=None, help="threads reading files (default: up to 4)")
+    v.add_argument("--json", default=None, metavar="FILE", help="also write the problems as JSON")
+    v.set_defaults(func=_cmd_verify)
+
+    x = sub.add_parser("export-data", help="export a preprocessed dataset (a run folder or a dataset) to NumPy .npz or HDF5")
+    x.add_argument("source", help="run folder (its preprocessed cache) or dataset folder (planned and preprocessed now)")
+    x.add_argument("-o", "--output", required=True, help="output folder (numpy) or .h5 file / folder (hdf5)")
+    x.add_argument("--format", choices=["numpy", "hdf5"], default="numpy")
+    x.add_argument("--preset", default=None, help="for a dataset: preset of the plan (default: default)")
+    x.add_argument("--config", default=None, help="for a dataset: YAML settings")
+    x.add_argument("--set", action="append", metavar="KEY=VALUE", help="for a dataset: override one setting")
+    x.set_defaults(func=_cmd_export_data, epochs=None, time_budget=None, seed=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(func=_cmd_synth)
 
-    t = sub.add_parser("train", help="train a model on an MSD-layout CT dataset")
+    t = sub.add_parser("train", help="train a model on a CT dataset (MSD, nnU-Net raw, LiTS or plain layout; verified first)")
     t.add_argument("dataset")
     t.add_argument("-o", "--output", required=True, help="run folder")
     t.add_argument("--preset", default="default", help="configs/presets/NAME.yaml (default, cpu, ...)")
@@ -113,11 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--resume", action="store_true", help="continue the run in --output")
+    t.add_argument("--skip-bad", action="store_true", help="leave out the cases `ctseg verify` lists instead of refusing the dataset")
+    t.add_argument("--tune-postprocessing", action="store_true", help="after training, choose per label a minimum region volume on the validation cases (saved as postprocessing.json, used by predict)")
     t.set_defaults(func=_cmd_train)
 
-    r = sub.add_parser("predict", help="predict label maps for a NIfTI file or a folder")
+    r = sub.add_parser("predict", help="predict label maps for a NIfTI file, a folder of them, or a DICOM series folder")
     r.add_argument("-i", "--input", required=True)
-    r.add_argument("-o", "--output", required=True, help="output file (.nii.gz) or folder")
+    r.add_argument("-o", "--output", required=True, help="output file (.nii.gz, or .dcm for DICOM formats) or folder")
+    r.add_argument("--format", choices=["nifti", "dicom-seg", "rtstruct"], default="nifti", help="output format; dicom-seg and rtstruct need a DICOM series input (default nifti)")
+    r.add_argument("--series", default=None, metavar="UID|INDEX", help="which series of a DICOM folder that holds several")
     r.add_argument("-m", "--model", required=True, help="run folder written by `ctseg train`")
     r.add_argument("--step", type=float, default=None, help="tile step as a fraction of the patch (default 0.5)")
     r.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8 flips)")
@@ -125,12 +209,37 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu")
     r.set_defaults(func=_cmd_predict)
 
-    e = sub.add_parser("evaluate", help="score predictions against references (Dice, Jaccard, HD95, ASD in mm)")
+    e = sub.add_parser("evaluate", help="score predictions against references (Dice, HD95, ASD, NSD in mm; lesion detection)")
     e.add_argument("pred")
     e.add_argument("gt")
     e.add_argument("-o", "--output", required=True)
     e.add_argument("--dataset", default=None, help="dataset folder whose dataset.json names the labels")
+    e.add_argument("--nsd-tolerance", type=float, default=2.0, metavar="MM", help="tolerance of the normalised surface Dice in mm (default 2)")
+    e.add_argument("--lesion-labels", type=_label_list, default=None, metavar="2,3|none", help="labels scored lesion by lesion (default: those named tumour/cancer/lesion/...)")
+    e.add_argument("--lesion-connectivity", type=int, default=26, choices=[6, 18, 26], help="connected components of a lesion label (default 26)")
+    e.add_argument("--lesion-criterion", default="iou", choices=["iou", "dice", "overlap"], help="match score of a predicted and a reference lesion (default iou)")
+    e.add_argument("--lesion-threshold", type=float, default=0.1, help="a pair matches when its score is > this (default 0.1; 0 = any overlap)")
+    e.add_argument("--one-to-one", action="store_true", help="match each lesion at most once (default: many-to-many)")
     e.set_defaults(func=_cmd_evaluate)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page of an evaluation: tables, box plots, three-plane overlays")
+    rp.add_argument("eval_dir", help="output folder of `ctseg evaluate` (metrics.csv, summary.json)")
+    rp.add_argument("-o", "--output", default="report.html", help="HTML file to write (default: report.html)")
+    rp.add_argument("--run", default=None, help="training run folder: adds its training curves")
+    rp.add_argument("--images", default=None, metavar="DIR_or_DATASET", help="CT images (a folder or a dataset); default: found from what evaluate recorded")
+    rp.add_argument("--pred", default=None, help="prediction folder (default: recorded by evaluate)")
+    rp.add_argument("--ref", default=None, help="reference label folder (default: recorded by evaluate)")
+    rp.add_argument("--png-dir", default=None, help="also write each case's overlay montage as a PNG here")
+    rp.add_argument("--no-overlays", action="store_true", help="tables and plots only")
+    rp.set_defaults(func=_cmd_report)
+    _add_data_commands(sub)
+
+    c = sub.add_parser("convert", help="convert a CT between NIfTI and a DICOM series folder (exact HU and geometry)")
+    c.add_argument("input", help="NIfTI/NRRD/MHA file, or DICOM series folder")
+    c.add_argument("output", help="a .nii/.nii.gz file, or a new folder for a DICOM CT series")
+    c.add_argument("--series", default=None, metavar="UID|INDEX", help="which series of a DICOM folder that holds several")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.set_defaults(func=_cmd_convert)
     return p
 
 
@@ -139,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import CtsegError
 
     try:
-        args.func(args)
+        code = args.func(args)
     except CtsegError as exc:
         print(f"ctseg: error: {exc}", file=sys.stderr)
         return 2
@@ -149,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ctseg: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "AugmentSettings",
     "TrainSettings",
     "PredictSettings",
+    "CascadeSettings",
     "Config",
     "load_config",
     "list_presets",
@@ -48,13 +49,19 @@ class PlanSettings:
     max_stages: int = 6
     base_features: int = 32
     max_features: int = 320
+    roi_margin_mm: float = 20.0  # cascade fine stage: margin around the organ box (mm)
 
 
 @dataclass(frozen=True)
 class ModelSettings:
+    """The network: a registry name (``ctseg.models.list_models()``) and its settings."""
+
     name: str = "unet"
-    deep_supervision: bool = True
+    deep_supervision: bool = True  # ignored by networks without it
     dropout: float = 0.0
+    # Any further constructor argument of the model, e.g. {features: [64, 128, 256, 512, 1024]};
+    # setting features/strides/kernel_sizes replaces the plan's network for unet/default.
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,19 @@ class TrainSettings:
     epochs: int = 1000
     iterations_per_epoch: int = 250
     batch_size: int = 2
-    optimizer: str = "sgd"  # "sgd" (Nesterov momentum), "adam", "adamw"
+    optimizer: str = "sgd"  # "sgd", "adam", "adamw"
     lr: float = 0.01
-    weight_decay: float = 3e-5
-    momentum: float = 0.99
-    schedule: str = "poly"  # "poly", "cosine", "constant"
+    weight_decay: float = 3e-5  # L2 (sgd, adam) or decoupled (adamw)
+    momentum: float = 0.99  # sgd
+    nesterov: bool = True  # sgd
+    betas: tuple[float, float] = (0.9, 0.999)  # adam, adamw
+    schedule: str = "poly"  # "poly", "cosine", "step", "constant"
+    poly_power: float = 0.9  # poly: lr * (1 - progress) ** poly_power
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)  # step: fractions of training
+    lr_gamma: float = 0.1  # step: factor at each milestone
+    warmup_fraction: float = 0.0  # linear warm-up over this fraction of training, any schedule
     loss: str = "dice_ce"
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {class_weights: [1, 1, 5]}
     foreground_fraction: float = 0.33  # share of patches centred on a foreground class
     val_fraction: float = 0.2
     val_patches_per_case: int = 4
@@ -97,6 +111,8 @@ class TrainSettings:
     seed: int = 0
     num_threads: int = 0  # 0: all cores
     checkpoint_minutes: float = 10.0
+    tensorboard: bool = True  # scalars + a sample overlay in RUN/tensorboard/
+    tensorboard_image_epochs: int = 5  # sample overlay every N epochs (and after the first)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
@@ -110,11 +126,22 @@ class PredictSettings:
 
 
 @dataclass(frozen=True)
+class CascadeSettings:
+    """Two stages (as nnU-Net's cascade, by region): a coarse locator finds the organ on the whole
+    body, a fine stage segments organ and tumours inside the organ's box plus a margin."""
+
+    enabled: bool = False
+    locator_max_median_voxels: float = 300_000  # the locator's plan budget (about 4 mm)
+    locator_time_fraction: float = 0.3  # share of the time budget (and epochs) for the locator
+
+
+@dataclass(frozen=True)
 class Config:
     plan: PlanSettings = field(default_factory=PlanSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     predict: PredictSettings = field(default_factory=PredictSettings)
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))
@@ -176,6 +203,8 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def _coerce(value: Any, default: Any, where: str) -> Any:
     if value is None:
         return None
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise InputError(f"{where}: expected a mapping of name: value, found {value!r}")
     if isinstance(value, list):
         return tuple(value)
     if isinstance(default, bool) and not isinstance(value, bool):

@@ -32,6 +32,7 @@ def run_demo(
     from .config import load_config
     from .evaluation import evaluate, format_table
     from .inference import predict
+    from .reporting import build_report
     from .synth import make_dataset
     from .training import train
 
@@ -55,6 +56,10 @@ def run_demo(
     start = time.perf_counter()
     evaluation = evaluate(out / "predictions", data / "labelsTs", out / "evaluation", dataset=data, regions=_REGIONS.get(task), progress=progress)
     times["evaluate_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    report = build_report(out / "evaluation", out / "report.html", run_dir=run_dir, images=data)
+    times["report_s"] = time.perf_counter() - start
     times["total_s"] = sum(times.values())
 
     summary = {"task": task, "epochs": result.epochs, "iterations": result.iterations, "times": times, "metrics": evaluation.summary}
@@ -62,10 +67,11 @@ def run_demo(
     print()
     print(format_table(evaluation.summary))
     print()
-    print(f"time: synth {times['synth_s']:.0f} s, train {times['train_s']:.0f} s, predict {times['predict_s']:.0f} s, evaluate {times['evaluate_s']:.0f} s, total {times['total_s'] / 60:.1f} min")
+    print(f"time: synth {times['synth_s']:.0f} s, train {times['train_s']:.0f} s, predict {times['predict_s']:.0f} s, evaluate {times['evaluate_s']:.0f} s, report {times['report_s']:.0f} s, total {times['total_s'] / 60:.1f} min")
     print(f"dataset:        {data}")
     print(f"run folder:     {run_dir}  (weights, plan.json, config.yaml, training_curves.png)")
     print(f"predictions:    {out / 'predictions'}")
     print(f"metrics:        {evaluation.csv_path}")
     print(f"summary:        {evaluation.summary_path}")
+    print(f"report:         {report.path}  (open it in a browser)")
     return summary

@@ -7,22 +7,42 @@ import torch
 import torch.nn.functional as F
 
 from ctseg.losses import (
+    BCELoss,
     CrossEntropyLoss,
     DeepSupervisionLoss,
     DiceCELoss,
     DiceLoss,
+    GeneralisedDiceLoss,
+    binary_cross_entropy,
     create_loss,
     cross_entropy,
     dice_loss,
+    generalised_dice_loss,
     list_losses,
     one_hot,
     soft_dice_per_class,
 )
-from ctseg.losses.functional import downsample_labels
+from ctseg.losses.functional import downsample_labels, generalised_dice_weights
 from ctseg.models import UNet
 
 NUM_CLASSES = 3
 LOSSES = list_losses()
+#: Arguments a loss cannot be built without.
+REQUIRED = {
+    "weighted_ce": {"class_weights": [0.2, 1.0, 3.0]},
+    "weighted_dice": {"class_weights": [0.2, 1.0, 3.0]},
+}
+
+
+def _variants() -> list[object]:
+    """Every loss with its defaults, and per-sample where it has a batch/per-sample switch."""
+    out = []
+    for name in LOSSES:
+        base = REQUIRED.get(name, {})
+        out.append(pytest.param(name, base, id=name))
+        if hasattr(create_loss(name, **base), "batch_dice"):
+            out.append(pytest.param(name, {**base, "batch_dice": False}, id=f"{name}-per_sample"))
+    return out
 
 
 def _target(shape: tuple[int, ...] = (2, 8, 8, 4), classes: int = NUM_CLASSES) -> torch.Tensor:
@@ -34,58 +54,128 @@ def _perfect_logits(target: torch.Tensor, classes: int = NUM_CLASSES) -> torch.T
     return one_hot(target, classes) * 40.0 - 20.0
 
 
-def _kwargs(name: str, **dice_kw: object) -> dict[str, object]:
-    return {} if name == "ce" else dict(dice_kw)
+class _Task:
+    """Targets and logits of the right kind for one loss: C classes, or binary (one channel)."""
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        self.binary = bool(getattr(loss, "binary", False))
+        self.classes = 2 if self.binary else NUM_CLASSES
+        self.channels = 1 if self.binary else NUM_CLASSES
+
+    def target(self, shape: tuple[int, ...] = (2, 8, 8, 4), present: int | None = None):
+        return _target(shape, classes=present or self.classes)
+
+    def perfect(self, target: torch.Tensor) -> torch.Tensor:
+        if self.binary:
+            return (target[:, None].float() * 40.0 - 20.0).clone()
+        return _perfect_logits(target)
+
+    def wrong(self, target: torch.Tensor) -> torch.Tensor:
+        return self.perfect((target + 1) % self.classes)
+
+    def random(self, target: torch.Tensor, seed: int = 1) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(target.shape[0], self.channels, *target.shape[1:], generator=g)
 
 
-@pytest.mark.parametrize("batch_dice", [True, False])
-@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize(("name", "kwargs"), _variants())
 class TestLossContract:
-    def test_perfect_prediction_is_minimum(self, name: str, batch_dice: bool) -> None:
-        target = _target()
-        loss = create_loss(name, **_kwargs(name, batch_dice=batch_dice))
-        assert float(loss(_perfect_logits(target), target)) == pytest.approx(0.0, abs=1e-4)
+    def test_perfect_is_minimum_and_wrong_is_worse(self, name: str, kwargs: dict) -> None:
+        loss = create_loss(name, **kwargs)
+        task = _Task(loss)
+        target = task.target()
+        perfect = loss(task.perfect(target), target)
+        assert perfect.ndim == 0 and float(perfect) == pytest.approx(0.0, abs=1e-4)
         # Also with the (B, 1, *spatial) target layout.
-        value = loss(_perfect_logits(target), target[:, None])
-        assert float(value) == pytest.approx(0.0, abs=1e-4)
+        assert float(loss(task.perfect(target), target[:, None])) == pytest.approx(0.0, abs=1e-4)
+        random = float(loss(task.random(target), target))
+        wrong = float(loss(task.wrong(target), target))
+        assert float(perfect) + 0.05 < random < wrong
 
-    def test_random_logits_finite_loss_and_grads(self, name: str, batch_dice: bool) -> None:
-        target = _target()
-        logits = torch.randn(2, NUM_CLASSES, 8, 8, 4, requires_grad=True)
-        loss = create_loss(name, **_kwargs(name, batch_dice=batch_dice))(logits, target)
-        assert loss.ndim == 0 and torch.isfinite(loss) and loss.item() > 0.01
-        loss.backward()
+    def test_random_logits_finite_loss_and_grads(self, name: str, kwargs: dict) -> None:
+        loss = create_loss(name, **kwargs)
+        task = _Task(loss)
+        target = task.target()
+        logits = task.random(target).requires_grad_()
+        value = loss(logits, target)
+        assert value.ndim == 0 and torch.isfinite(value) and value.item() > 0.01
+        value.backward()
         assert logits.grad is not None and torch.isfinite(logits.grad).all()
         assert float(logits.grad.abs().sum()) > 0
 
-    def test_absent_class_gives_no_nan(self, name: str, batch_dice: bool) -> None:
-        target = _target(classes=2)  # class 2 is absent from the target...
-        logits = _perfect_logits(target).requires_grad_()  # ...and from the prediction
-        loss = create_loss(name, **_kwargs(name, batch_dice=batch_dice))(logits, target)
-        assert loss.item() == pytest.approx(0.0, abs=1e-4)
-        loss.backward()
+    def test_absent_class_is_handled(self, name: str, kwargs: dict) -> None:
+        loss = create_loss(name, **kwargs)
+        task = _Task(loss)
+        target = task.target(present=task.classes - 1)  # the last class is absent...
+        logits = task.perfect(target).requires_grad_()  # ...and not predicted
+        value = loss(logits, target)
+        assert value.item() == pytest.approx(0.0, abs=1e-4)
+        value.backward()
         assert torch.isfinite(logits.grad).all()
+        random = task.random(target).requires_grad_()
+        value = loss(random, target)
+        value.backward()
+        assert torch.isfinite(value) and torch.isfinite(random.grad).all()
 
-    def test_class_weights_change_value(self, name: str, batch_dice: bool) -> None:
-        target = _target()
-        logits = torch.randn(2, NUM_CLASSES, 8, 8, 4, generator=torch.Generator().manual_seed(1))
-        base = create_loss(name, **_kwargs(name, batch_dice=batch_dice))(logits, target)
-        weighted = create_loss(
-            name, class_weights=[1.0, 5.0, 0.1], **_kwargs(name, batch_dice=batch_dice)
-        )(logits, target)
-        assert torch.isfinite(weighted) and not torch.isclose(base, weighted)
+    def test_2d_input(self, name: str, kwargs: dict) -> None:
+        loss = create_loss(name, **kwargs)
+        task = _Task(loss)
+        target = task.target((2, 6, 6))
+        assert float(loss(task.perfect(target), target)) == pytest.approx(0.0, abs=1e-4)
+        assert torch.isfinite(loss(task.random(target), target))
 
-    def test_2d_input(self, name: str, batch_dice: bool) -> None:
-        target = _target((2, 6, 6))
-        loss = create_loss(name, **_kwargs(name, batch_dice=batch_dice))
-        assert float(loss(_perfect_logits(target), target)) == pytest.approx(0.0, abs=1e-4)
+    def test_deep_supervision_wrapper(self, name: str, kwargs: dict) -> None:
+        loss = create_loss(name, **kwargs)
+        task = _Task(loss)
+        target = task.target((2, 8, 8, 4))
+        sizes = [(8, 8, 4), (4, 4, 2), (2, 2, 1)]
+        ds = DeepSupervisionLoss(loss)
+        perfect = [task.perfect(downsample_labels(target, s)) for s in sizes]
+        assert float(ds(perfect, target)) == pytest.approx(0.0, abs=1e-4)
+        logits = [task.random(downsample_labels(target, s), seed=i).requires_grad_()
+                  for i, s in enumerate(sizes)]  # fmt: skip
+        value = ds(logits, target)
+        expected = sum(
+            w * loss(lg, downsample_labels(target, lg.shape[2:]))
+            for w, lg in zip(ds.output_weights(3), logits, strict=True)
+        )
+        torch.testing.assert_close(value, expected)
+        value.backward()
+        assert all(torch.isfinite(lg.grad).all() for lg in logits)
 
 
 def test_unknown_loss_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="ce, dice, dice_ce"):
+    with pytest.raises(ValueError, match="valid names: bce, ce, dice, dice_ce") as info:
         create_loss("focal")
+    assert all(name in str(info.value) for name in LOSSES)
     with pytest.raises(TypeError, match="'ce'"):
         create_loss("ce", batch_dice=True)
+
+
+def test_weighted_losses_need_weights_and_use_them() -> None:
+    for name in ("weighted_ce", "weighted_dice"):
+        with pytest.raises(ValueError, match=f"'{name}' needs class_weights"):
+            create_loss(name)
+    target = _target()
+    logits = torch.randn(2, NUM_CLASSES, 8, 8, 4, generator=torch.Generator().manual_seed(1))
+    weights = [1.0, 5.0, 0.1]
+    torch.testing.assert_close(
+        create_loss("weighted_ce", class_weights=weights)(logits, target),
+        F.cross_entropy(logits, target, weight=torch.tensor(weights)),
+    )
+    torch.testing.assert_close(
+        create_loss("weighted_dice", class_weights=weights, batch_dice=False)(logits, target),
+        dice_loss(logits, target, class_weights=weights, batch_dice=False),
+    )
+
+
+@pytest.mark.parametrize("name", ["ce", "dice", "dice_ce", "weighted_ce", "weighted_dice"])
+def test_class_weights_change_value(name: str) -> None:
+    target = _target()
+    logits = torch.randn(2, NUM_CLASSES, 8, 8, 4, generator=torch.Generator().manual_seed(1))
+    base = create_loss(name, **REQUIRED.get(name, {}))(logits, target)
+    weighted = create_loss(name, class_weights=[1.0, 5.0, 0.1])(logits, target)
+    assert torch.isfinite(weighted) and not torch.isclose(base, weighted)
 
 
 def test_soft_dice_known_answer() -> None:
@@ -99,6 +189,60 @@ def test_soft_dice_known_answer() -> None:
     assert float(per_sample[1, 0]) == pytest.approx(1.0)  # empty in both: 1, not NaN
     dims = soft_dice_per_class(probs, onehot, dims=(2,))
     torch.testing.assert_close(dims, per_sample)
+
+
+def test_dice_smoothing_is_configurable() -> None:
+    target = torch.tensor([[0, 1, 0, 0]])
+    logits = torch.tensor([[[30.0, 30.0, 30.0, 30.0], [0.0, 0.0, 0.0, 0.0]]])  # never class 1
+    # Dice of class 1 = (0 + s) / (1 + s): the loss is 1 / (1 + s).
+    assert float(DiceLoss(smooth=1e-5)(logits, target)) == pytest.approx(1.0, abs=1e-4)
+    assert float(DiceLoss(smooth=1.0)(logits, target)) == pytest.approx(0.5, abs=1e-4)
+    with pytest.raises(ValueError, match="smooth must be > 0"):
+        DiceLoss(smooth=0.0)
+
+
+def test_generalised_dice_known_answer() -> None:
+    # Class 1 volume 1, class 0 volume 3: weights 1/9 and 1, normalised to 0.1 and 0.9.
+    target = torch.tensor([[0, 0, 0, 1]])
+    # Class-1 probabilities 0, 0, 0.5 and 1 (to 1e-13).
+    logits = torch.stack([torch.zeros(4), torch.tensor([-30.0, -30.0, 0.0, 30.0])])[None]
+    # Intersections 2.5 and 1; |P| + |G| = 5.5 and 2.5.
+    # numerator 2 * (0.1 * 2.5 + 0.9 * 1) = 2.3; denominator 0.1 * 5.5 + 0.9 * 2.5 = 2.8
+    expected = 1 - 2.3 / 2.8
+    assert float(generalised_dice_loss(logits, target)) == pytest.approx(expected, abs=1e-4)
+    assert float(GeneralisedDiceLoss(batch_dice=False)(logits, target)) == pytest.approx(
+        expected, abs=1e-4
+    )
+
+
+def test_generalised_dice_weights_for_absent_classes() -> None:
+    weights = generalised_dice_weights(torch.tensor([[3.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(weights[0], torch.tensor([1 / 19, 9 / 19, 9 / 19]))
+    torch.testing.assert_close(weights[1], torch.full((3,), 1 / 3))
+    # A false positive of an absent class costs; the loss stays finite.
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, :2] = 1
+    logits = _perfect_logits(target)
+    clean = float(generalised_dice_loss(logits, target))
+    logits[0, 2, 0, 0] = 50.0  # one voxel predicted as the absent class 2
+    assert clean < 1e-4 < float(generalised_dice_loss(logits, target)) < 1.0
+
+
+def test_bce_matches_torch_and_refuses_multiclass() -> None:
+    target = _target((2, 6, 6), classes=2)
+    logits = torch.randn(2, 1, 6, 6)
+    expected = F.binary_cross_entropy_with_logits(logits[:, 0], target.float())
+    torch.testing.assert_close(BCELoss()(logits, target), expected)
+    weighted = F.binary_cross_entropy_with_logits(
+        logits[:, 0], target.float(), pos_weight=torch.tensor(3.0)
+    )
+    torch.testing.assert_close(create_loss("bce", pos_weight=3.0)(logits, target), weighted)
+    with pytest.raises(ValueError, match="one-channel logits.*out_channels=1"):
+        binary_cross_entropy(torch.randn(2, 3, 6, 6), target)
+    with pytest.raises(ValueError, match="labels in \\{0, 1\\}"):
+        binary_cross_entropy(logits, target * 2)
+    with pytest.raises(ValueError, match="pos_weight"):
+        BCELoss(pos_weight=0.0)
 
 
 def test_absent_classes_do_not_dominate_per_sample_dice() -> None:
@@ -129,6 +273,8 @@ def test_include_background_and_validation() -> None:
         cross_entropy(logits, target.float())
     with pytest.raises(ValueError, match="at least 2 channels"):
         dice_loss(logits[:, :1], torch.zeros_like(target))
+    with pytest.raises(ValueError, match="at least 2 channels"):
+        generalised_dice_loss(logits[:, :1], torch.zeros_like(target))
 
 
 def test_cross_entropy_matches_torch() -> None:
@@ -148,6 +294,7 @@ def test_dice_ce_is_weighted_sum() -> None:
     torch.testing.assert_close(combined, expected)
     with pytest.raises(ValueError, match="not both 0"):
         DiceCELoss(dice_weight=0.0, ce_weight=0.0)
+    assert isinstance(create_loss("dice_ce"), DiceCELoss)  # the default loss is unchanged
 
 
 @pytest.mark.parametrize("size", [(4, 4, 4), (4, 4, 2), (2, 2, 4), (3, 5, 4)])
@@ -182,9 +329,6 @@ def test_deep_supervision_loss_with_anisotropic_unet() -> None:
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    # Perfect predictions at every scale give the minimum.
-    perfect = [_perfect_logits(downsample_labels(target, o.shape[2:])) for o in outputs]
-    assert float(DeepSupervisionLoss(DiceLoss())(perfect, target)) == pytest.approx(0.0, abs=1e-4)
     # A single tensor (eval mode) is passed straight through.
     single = outputs[0].detach()
     torch.testing.assert_close(ds(single, target), create_loss("dice_ce")(single, target))

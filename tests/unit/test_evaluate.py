@@ -88,9 +88,14 @@ def test_evaluate_known_metrics(folders, tmp_path):
         "mean": 0.0,
         "median": 0.0,
         "std": 0.0,
+        "q1": 0.0,
+        "q3": 0.0,
+        "iqr": 0.0,
         "min": 0.0,
         "max": 0.0,
         "n": 1,
+        "n_nan": 0,
+        "n_inf": 1,
         "n_undefined": 1,
     }
     assert tumour["global_dice"] == pytest.approx(2 * 64 / (64 + 128))
@@ -111,6 +116,7 @@ def test_evaluate_known_metrics(folders, tmp_path):
     assert float(table[0]["dice"]) == pytest.approx(5 / 6)
     assert float(table[0]["ref_volume_ml"]) == pytest.approx(216 * 0.5 / 1000)
     assert sorted(p.name for p in result.csv_path.parent.iterdir()) == [
+        "lesions.csv",  # "tumour" is a lesion label by its name
         "metrics.csv",
         "summary.json",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .evaluate import (
     CSV_COLUMNS,
+    LESION_CSV_COLUMNS,
     EvaluationResult,
     case_id,
     evaluate,
@@ -12,9 +13,11 @@ from .evaluate import (
     pair_cases,
     summarise,
 )
+from .lesion_summary import find_lesion_labels, summarise_lesions
 
 __all__ = [
     "CSV_COLUMNS",
+    "LESION_CSV_COLUMNS",
     "EvaluationResult",
     "case_id",
     "evaluate",
@@ -22,4 +25,6 @@ __all__ = [
     "load_label_names",
     "pair_cases",
     "summarise",
+    "find_lesion_labels",
+    "summarise_lesions",
 ]

@@ -2,10 +2,15 @@
 
 ``evaluate(pred, ref, out_dir)`` pairs NIfTI files by case id (the file name without ``.nii`` /
 ``.nii.gz``), checks that each pair shares one voxel grid, scores every label with
-:func:`ctseg.metrics.case_metrics` (Dice, Jaccard, HD95 and ASD in mm, volumes in mL), and writes
+:func:`ctseg.metrics.case_metrics` (Dice, Jaccard, precision, recall, HD, HD95, ASD and NSD in mm,
+volumes and volume errors in mL and %), and writes
 
-* ``metrics.csv``: one row per case x label (``nan``/``inf`` written as such);
-* ``summary.json``: per label name, statistics over cases of each metric and a pooled Dice.
+* ``metrics.csv``: one row per case x label (``nan``/``inf`` written as such; the lesion counts
+  of tumour labels in the last columns, empty for other labels);
+* ``summary.json``: per label name, statistics over cases of each metric (mean, median, std,
+  IQR, counts of nan and inf) and a pooled Dice; the lesion detection summary; the inputs;
+* ``lesions.csv`` (when some label is a lesion label): one row per reference lesion and per
+  false predicted lesion (:mod:`ctseg.metrics.lesions`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import itertools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +35,10 @@ from ..io.datasets import case_id_from_path as case_id
 from ..io.datasets import list_nifti
 from ..io.image import Image
 from ..io.nifti import is_nifti, read_nifti
-from ..metrics import case_metrics
+from ..metrics import DEFAULT_NSD_TOLERANCE_MM, LesionSettings, case_metrics
 from ..types import PathLike_
+from .lesion_summary import CASE_LESION_COLUMNS, LESION_CSV_COLUMNS, summarise_lesions
+from .scoring import scoring_options
 from .summary import format_table, summarise
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "load_label_names",
     "case_id",
     "CSV_COLUMNS",
+    "LESION_CSV_COLUMNS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,6 +66,15 @@ CSV_COLUMNS = (
     "asd",
     "ref_volume_ml",
     "pred_volume_ml",
+    "precision",
+    "recall",
+    "hd",
+    "nsd",
+    "volume_error_ml",
+    "volume_error_pct",
+    "ref_empty",
+    "pred_empty",
+    *CASE_LESION_COLUMNS,
 )
 _GRID_ATOL_MM = 1e-3
 _MAX_LISTED = 20
@@ -70,15 +87,20 @@ class EvaluationResult:
     Attributes:
         rows: one dict per case x label: ``case`` plus the keys of
             :func:`ctseg.metrics.case_metrics` rows.
-        summary: the content of ``summary.json`` (see :func:`summarise`).
+        summary: the content of ``summary.json`` (see :func:`summarise`; lesion detection under
+            ``"lesions"``, see :func:`~ctseg.evaluation.lesion_summary.summarise_lesions`).
         csv_path: path of ``metrics.csv``.
         summary_path: path of ``summary.json``.
+        lesion_rows: one dict per lesion (``LESION_CSV_COLUMNS``), empty without lesion labels.
+        lesions_path: path of ``lesions.csv``, ``None`` when no label is a lesion label.
     """
 
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     csv_path: Path
     summary_path: Path
+    lesion_rows: list[dict[str, Any]] = field(default_factory=list)
+    lesions_path: Path | None = None
 
 
 # ----------------------------------------------------------------------------- pairing and names
@@ -219,16 +241,18 @@ def _check_grid(pred: Image, ref: Image, pred_path: Path, ref_path: Path) -> Non
 # ----------------------------------------------------------------------------- summary and output
 
 
-def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = CSV_COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
     return buffer.getvalue()
 
 
 def _csv_cell(value: Any) -> str:
+    if value is None:  # a column that does not apply to this row (e.g. lesion counts)
+        return ""
     if isinstance(value, (float, np.floating)):
         return repr(float(value))  # 'nan', 'inf', or the shortest exact decimal
     return str(value)
@@ -253,9 +277,15 @@ def _resolve_names(
 
 
 def _score_case(
-    cid: str, pred_path: Path, ref_path: Path, names: dict[int, str] | None, regions: Any
+    cid: str,
+    pred_path: Path,
+    ref_path: Path,
+    names: dict[int, str] | None,
+    regions: Any,
+    scoring: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], set[int]]:
-    """Rows of one case and the non-zero label values found in it."""
+    """Rows of one case and the non-zero label values found in it (``scoring``: the keyword
+    arguments of :func:`case_metrics` that set the NSD tolerance and the lesion analysis)."""
     ref = read_nifti(ref_path, label=True)
     pred = read_nifti(pred_path, label=True)
     _check_grid(pred, ref, pred_path, ref_path)
@@ -269,7 +299,7 @@ def _score_case(
                 _listing([str(v) for v in unknown]),
             )
     case_names = names if names is not None else {k: f"label_{k}" for k in sorted(found)}
-    rows = case_metrics(pred.array, ref.array, ref.spacing, case_names, regions)
+    rows = case_metrics(pred.array, ref.array, ref.spacing, case_names, regions, **scoring)
     return [{"case": cid, **row} for row in rows], found
 
 
@@ -282,8 +312,12 @@ def evaluate(
     dataset: PathLike_ | None = None,
     regions: Mapping[str, Sequence[int]] | None = None,
     progress: bool = True,
+    nsd_tolerance_mm: float = DEFAULT_NSD_TOLERANCE_MM,
+    lesion_labels: Sequence[int] | None = None,
+    lesion_settings: LesionSettings | None = None,
 ) -> EvaluationResult:
-    """Score predicted label maps against references and write ``metrics.csv`` and ``summary.json``.
+    """Score predicted label maps against references; write ``metrics.csv``, ``summary.json`` and,
+    when some label is a lesion label, ``lesions.csv``.
 
     Args:
         pred_dir_or_file: a NIfTI prediction or a folder of them, named like the references.
@@ -295,47 +329,77 @@ def evaluate(
         dataset: an MSD dataset folder (or its dataset.json) to read label names from.
         regions: ``{name: [values]}`` unions of labels also scored, e.g. ``{"pancreas+tumour": [1, 2]}``.
         progress: show a tqdm progress bar over cases.
+        nsd_tolerance_mm: tolerance of the normalised surface Dice, in mm (default 2).
+        lesion_labels: label values that get lesion-wise detection; default: the labels whose
+            name says tumour / cancer / lesion / metastasis (:func:`find_lesion_labels`); ``[]``
+            for none.
+        lesion_settings: connectivity and matching of lesions (default ``LesionSettings()``:
+            26-connectivity, IoU > 0.1, many-to-many).
 
     Spacing comes from the reference affine (column norms); metrics are in mm and mL.
 
     Raises:
-        InputError: missing or unreadable files, references without a prediction, or a pair whose
-            shapes or affines differ (more than 1e-3 mm).
+        InputError: missing or unreadable files, references without a prediction, a pair whose
+            shapes or affines differ (more than 1e-3 mm), or bad ``lesion_labels`` /
+            ``nsd_tolerance_mm``.
         DatasetError: ``dataset`` has no usable dataset.json labels.
     """
     names = _resolve_names(labels, dataset)
+    scoring = scoring_options(names, nsd_tolerance_mm, lesion_labels, lesion_settings)
     pairs = pair_cases(pred_dir_or_file, ref_dir_or_file)
     per_case: list[tuple[str, list[dict[str, Any]]]] = []
     all_found: set[int] = set()
     for cid, pred_path, ref_path in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
-        rows, found = _score_case(cid, pred_path, ref_path, names, regions)
+        rows, found = _score_case(cid, pred_path, ref_path, names, regions, scoring)
         per_case.append((cid, rows))
         all_found |= found
     final_names = names if names is not None else {k: f"label_{k}" for k in sorted(all_found)}
     rows = [
         row
         for cid, case_rows in per_case
-        for row in _complete(cid, case_rows, final_names, regions)
+        for row in _complete(cid, case_rows, final_names, regions, scoring)
     ]
-    summary = summarise(rows)
+    lesion_rows = [
+        {"case": row["case"], "label": row["label"], "name": row["name"], **lesion}
+        for row in rows
+        for lesion in row.pop("lesion_table", [])
+    ]
+    summary = summarise(rows, nsd_tolerance_mm=scoring["nsd_tolerance_mm"])
+    if scoring["lesion_labels"]:
+        summary["lesions"] = summarise_lesions(rows, lesion_rows, scoring["lesion_settings"])
+    # where the label maps came from: `ctseg report` finds the files for its overlays here
+    summary["inputs"] = {
+        "pred": str(Path(pred_dir_or_file).resolve()),
+        "ref": str(Path(ref_dir_or_file).resolve()),
+        "dataset": str(Path(dataset).resolve()) if dataset is not None else None,
+    }
     out = Path(out_dir)
     csv_path, summary_path = out / "metrics.csv", out / "summary.json"
     write_text(csv_path, _csv_text(rows))
+    lesions_path = None
+    if scoring["lesion_labels"]:
+        lesions_path = out / "lesions.csv"
+        write_text(lesions_path, _csv_text(lesion_rows, LESION_CSV_COLUMNS))
     write_json(summary_path, summary)
     return EvaluationResult(
-        rows=rows, summary=summary, csv_path=csv_path, summary_path=summary_path
+        rows=rows,
+        summary=summary,
+        csv_path=csv_path,
+        summary_path=summary_path,
+        lesion_rows=lesion_rows,
+        lesions_path=lesions_path,
     )
 
 
 def _complete(
-    cid: str, rows: list[dict[str, Any]], names: dict[int, str], regions: Any
+    cid: str, rows: list[dict[str, Any]], names: dict[int, str], regions: Any, scoring: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Rows of one case for every label in ``names`` (absent ones scored as both empty), in order."""
     by_label = {row["label"]: row for row in rows}
     missing = {k: v for k, v in names.items() if k != 0 and k not in by_label}
     if missing:
         tiny = np.zeros((1, 1, 1), dtype=np.uint8)
-        for row in case_metrics(tiny, tiny, (1.0, 1.0, 1.0), missing):
+        for row in case_metrics(tiny, tiny, (1.0, 1.0, 1.0), missing, **scoring):
             by_label[row["label"]] = {"case": cid, **row}
     ordered = [by_label[k] for k in sorted(names) if k != 0]
     return ordered + [row for row in rows if isinstance(row["label"], str)]

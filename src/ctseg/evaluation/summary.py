@@ -7,35 +7,62 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import ROW_METRICS
+from ..metrics import DEFAULT_NSD_TOLERANCE_MM, ROW_METRICS
 
-__all__ = ["summarise", "format_table"]
+__all__ = ["summarise", "format_table", "stats", "TABLE_METRICS"]
+
+#: Metrics shown by :func:`format_table` (all of ``ROW_METRICS`` are in summary.json).
+TABLE_METRICS = ("dice", "hd95", "asd", "nsd", "volume_error_pct")
+_UNITS = {"hd": " mm", "hd95": " mm", "asd": " mm", "volume_error_pct": " %"}
+_SHORT = {"volume_error_pct": "vol err"}
 
 
-def _stats(values: Sequence[float]) -> dict[str, Any]:
+def stats(values: Sequence[float]) -> dict[str, Any]:
+    """Statistics of the finite values: ``{mean, median, std, q1, q3, iqr, min, max, n, n_nan,
+    n_inf, n_undefined}``.
+
+    ``std`` has ddof=0; ``q1``/``q3`` are the 25th/75th percentiles (linear) and ``iqr = q3 - q1``.
+    ``n`` counts finite values, ``n_nan`` undefined ones (nan, e.g. both masks empty), ``n_inf``
+    infinite ones (e.g. a surface distance with one mask empty), ``n_undefined = n_nan + n_inf``.
+    The statistics are ``None`` when no value is finite.
+    """
     arr = np.asarray(values, dtype=np.float64)
     finite = arr[np.isfinite(arr)]
-    out: dict[str, Any] = {"mean": None, "median": None, "std": None, "min": None, "max": None}
+    keys = ("mean", "median", "std", "q1", "q3", "iqr", "min", "max")
+    out: dict[str, Any] = dict.fromkeys(keys)
     if finite.size:
+        q1, q3 = np.percentile(finite, [25.0, 75.0])
         out = {
             "mean": float(finite.mean()),
             "median": float(np.median(finite)),
             "std": float(finite.std()),
+            "q1": float(q1),
+            "q3": float(q3),
+            "iqr": float(q3 - q1),
             "min": float(finite.min()),
             "max": float(finite.max()),
         }
-    return {**out, "n": int(finite.size), "n_undefined": int(arr.size - finite.size)}
+    n_nan = int(np.isnan(arr).sum())
+    n_inf = int(np.isinf(arr).sum())
+    return {
+        **out,
+        "n": int(finite.size),
+        "n_nan": n_nan,
+        "n_inf": n_inf,
+        "n_undefined": n_nan + n_inf,
+    }
 
 
-def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarise(
+    rows: Sequence[Mapping[str, Any]], *, nsd_tolerance_mm: float = DEFAULT_NSD_TOLERANCE_MM
+) -> dict[str, Any]:
     """Per label name: statistics of each metric over cases, and a pooled (global) Dice.
 
-    Returns ``{"n_cases", "cases", "conventions", "labels": {name: {"label", "dice", "jaccard",
-    "hd95", "asd", "global_dice"}}}``. Each metric entry is ``{mean, median, std, min, max, n,
-    n_undefined}`` over the finite values only (``std`` with ddof=0); ``n_undefined`` counts nan
-    (both masks empty) and inf (exactly one empty); statistics are ``None`` when no value is
-    finite. ``global_dice`` = 2 sum(TP) / (sum(pred) + sum(ref)) over all cases in voxel counts (the
-    LiTS "Dice global"), ``None`` when the label is absent everywhere.
+    Returns ``{"n_cases", "cases", "conventions", "labels": {name: {"label", <metric>: stats,
+    "global_dice"}}}`` with one :func:`stats` entry per metric of ``ctseg.metrics.ROW_METRICS``
+    (over the finite values only; nan and inf are counted apart). ``global_dice`` =
+    2 sum(TP) / (sum(pred) + sum(ref)) over all cases in voxel counts (the LiTS "Dice global"),
+    ``None`` when the label is absent everywhere; the LiTS "Dice per case" is ``dice.mean``.
     """
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -44,43 +71,79 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for name, group in groups.items():
         entry: dict[str, Any] = {"label": group[0]["label"]}
         for metric in ROW_METRICS:
-            entry[metric] = _stats([r[metric] for r in group])
+            entry[metric] = stats([r[metric] for r in group if metric in r])
         tp = sum(int(r["tp"]) for r in group)
         denom = sum(2 * int(r["tp"]) + int(r["fp"]) + int(r["fn"]) for r in group)
         entry["global_dice"] = 2.0 * tp / denom if denom else None
         labels[name] = entry
     cases = list(dict.fromkeys(str(r["case"]) for r in rows))
-    conventions = {
-        "units": "dice, jaccard in [0, 1]; hd95, asd in mm; volumes in mL",
-        "hd95": "max of the two directed 95th percentiles of surface distances (DeepMind "
-        "compute_robust_hausdorff, MONAI compute_hausdorff_distance(percentile=95))",
-        "asd": "mean of both directed surface-distance arrays concatenated",
-        "undefined": "nan when both masks are empty, inf (surface metrics) when exactly one is",
+    return {
+        "n_cases": len(cases),
+        "cases": cases,
+        "conventions": conventions(nsd_tolerance_mm),
+        "labels": labels,
     }
-    return {"n_cases": len(cases), "cases": cases, "conventions": conventions, "labels": labels}
+
+
+def conventions(nsd_tolerance_mm: float) -> dict[str, str]:
+    """The metric conventions written into summary.json."""
+    return {
+        "units": "dice, jaccard, precision, recall, nsd in [0, 1]; hd, hd95, asd in mm; volumes "
+        "and volume_error_ml in mL; volume_error_pct in % of the reference volume",
+        "surface": "surface voxels = mask voxels with a face neighbour outside the mask; "
+        "Euclidean distances between voxel centres in mm (MONAI's convention)",
+        "hd95": "max of the two directed 95th percentiles (linear interpolation) of surface "
+        "distances (MONAI compute_hausdorff_distance(percentile=95))",
+        "asd": "mean of both directed surface-distance sets pooled (MONAI symmetric=True)",
+        "nsd": f"normalised surface Dice at {nsd_tolerance_mm:g} mm: fraction of both surfaces' "
+        "voxels within the tolerance of the other surface",
+        "volume_error": "pred - ref (mL); pct = 100 (pred - ref) / ref",
+        "undefined": "both masks empty: nan (volume_error_ml 0); reference empty: recall nan, "
+        "surface distances and volume_error_pct inf; prediction empty: precision nan, surface "
+        "distances inf; nan and inf are left out of the statistics and counted (n_nan, n_inf)",
+        "global_dice": "2 sum(TP) / (sum(pred) + sum(ref)) over all cases (LiTS Dice global); "
+        "dice.mean is the LiTS Dice per case (both-empty cases left out)",
+    }
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def format_table(summary: Mapping[str, Any]) -> str:
-    """A fixed-width text table of a summary: one line per label x metric (mean ± std, median,
-    n finite, n undefined), then each label's global Dice."""
+    """A fixed-width text table of a summary: one line per label x metric of
+    :data:`TABLE_METRICS` (mean ± std, median, IQR, n finite, n undefined), each label's global
+    Dice, then the lesion detection of tumour labels when the summary has a ``lesions`` part."""
     header = (
-        f"{'label':<20} {'metric':<10} {'mean ± std':>22} {'median':>10} {'n':>5} {'undefined':>10}"
+        f"{'label':<20} {'metric':<11} {'mean ± std':>22} {'median':>9} {'IQR':>9} {'n':>4} "
+        f"{'undefined':>9}"
     )
     lines = [header, "-" * len(header)]
     for name, entry in summary["labels"].items():
-        for i, metric in enumerate(ROW_METRICS):
-            stats = entry[metric]
-            digits = 4 if metric in ("dice", "jaccard") else 2
-            unit = "" if metric in ("dice", "jaccard") else " mm"
-            if stats["n"]:
-                mean_std = f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}{unit}"
-                median = f"{stats['median']:.{digits}f}"
-            else:
-                mean_std, median = "-", "-"
-            label_col = name if i == 0 else ""
+        shown = [m for m in TABLE_METRICS if m in entry]
+        for i, metric in enumerate(shown):
+            st = entry[metric]
+            digits = 4 if metric in ("dice", "jaccard", "nsd") else 2
+            mean_std = "-"
+            if st["n"]:
+                mean_std = (
+                    f"{st['mean']:.{digits}f} ± {st['std']:.{digits}f}{_UNITS.get(metric, '')}"
+                )
             lines.append(
-                f"{label_col:<20} {metric:<10} {mean_std:>22} {median:>10} {stats['n']:>5} {stats['n_undefined']:>10}"
+                f"{name if i == 0 else '':<20} {_SHORT.get(metric, metric):<11} {mean_std:>22} "
+                f"{_number(st['median'], digits):>9} {_number(st.get('iqr'), digits):>9} "
+                f"{st['n']:>4} {st['n_undefined']:>9}"
             )
         gd = entry.get("global_dice")
-        lines.append(f"{'':<20} {'global dice':<10} {('-' if gd is None else f'{gd:.4f}'):>22}")
+        lines.append(f"{'':<20} {'global dice':<11} {('-' if gd is None else f'{gd:.4f}'):>22}")
+    lesions = summary.get("lesions") or {}
+    if lesions.get("labels"):
+        lines += ["", f"lesions: {lesions.get('convention', '')}"]
+        for name, entry in lesions["labels"].items():
+            lines.append(
+                f"{name:<20} {entry['lesions_detected']}/{entry['lesions_ref']} detected "
+                f"(recall {_number(entry['recall'], 3)}), {entry['lesions_missed']} missed, "
+                f"{entry['lesions_false']} false of {entry['lesions_pred']} predicted "
+                f"(precision {_number(entry['precision'], 3)}), F1 {_number(entry['f1'], 3)}"
+            )
     return "\n".join(lines)

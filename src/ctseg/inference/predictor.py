@@ -13,13 +13,23 @@ from tqdm.auto import tqdm
 from .._fileio import read_json
 from ..config import read_run_config
 from ..errors import InputError, RunFolderError
-from ..io.datasets import case_id_from_path, list_nifti
+from ..io.datasets import case_id_from_path, list_images
 from ..io.image import Image, LabelMap
-from ..io.nifti import is_nifti, read_nifti, write_nifti
+from ..io.nifti import is_nifti
+from ..io.outputs import check_output_format, is_dicom_series_input, output_path, write_label_output
+from ..io.reader import image_suffix, read_image
 from ..models.persist import load_model
-from ..preprocessing import CaseGeometry, Plan, preprocess_image, restore_labels
-from .postprocess import keep_largest_foreground
+from ..preprocessing import (
+    LOCATOR_DIR,
+    CaseGeometry,
+    Plan,
+    preprocess_image,
+    restore_labels,
+    roi_box,
+)
+from .postprocess import apply_postprocessing
 from .sliding_window import sliding_window
+from .tuning import POSTPROCESSING_FILE
 
 __all__ = ["Predictor", "predict", "PredictionRecord"]
 
@@ -59,13 +69,24 @@ class Predictor:
         self.batch_size = cfg.predict.batch_size
         self.keep_largest = cfg.predict.keep_largest_component
         self.labels = self.plan.labels
+        tuned = run / POSTPROCESSING_FILE  # chosen on the validation cases after training
+        self.min_component_mm3 = {int(k): float(v) for k, v in read_json(tuned)["min_component_mm3"].items()} if tuned.is_file() else {}
+        self.locator: Predictor | None = None
+        if self.plan.crop == "roi":  # a cascade's fine stage: its locator run lives inside this run
+            locator = run / LOCATOR_DIR
+            if not (locator / "plan.json").is_file():
+                raise RunFolderError(f"{run}: this cascade run has no {LOCATOR_DIR}/ run folder; train it again")
+            self.locator = Predictor(locator, device=device, step=step, tta=False)
 
     def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, CaseGeometry]:
         """Class probabilities on the preprocessed grid and the geometry to undo it."""
-        array, geometry = preprocess_image(image, self.plan)
+        box = None
+        if self.locator is not None:
+            located = self.locator.predict_image(image)
+            box = roi_box(located.array > 0, image.affine, self.plan.roi_margin_mm)  # None: nothing found
+        array, geometry = preprocess_image(image, self.plan, box)
         probs = sliding_window(array[None], self.model, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
-        if self.keep_largest:
-            probs = keep_largest_foreground(probs)
+        probs = apply_postprocessing(probs, self.plan.spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3)
         return probs, geometry
 
     def predict_image(self, image: Image, progress: bool = False) -> LabelMap:
@@ -75,18 +96,21 @@ class Predictor:
         return LabelMap(labels, image.affine.copy(), {"source": image.meta.get("path")})
 
 
-def _plan_outputs(input_path: Path, output: Path) -> list[tuple[Path, Path]]:
+def _plan_outputs(input_path: Path, output: Path, fmt: str = "nifti") -> list[tuple[Path, Path]]:
     if not input_path.exists():
         raise InputError(f"{input_path}: input not found; give a NIfTI file or a folder of them")
+    check_output_format(fmt, input_path)
+    if is_dicom_series_input(input_path):  # one DICOM series folder = one case
+        return [(input_path, output_path(input_path, output, input_path.name, fmt))]
     if input_path.is_dir():
-        files = list_nifti(input_path)
+        files = list_images(input_path)
         if not files:
-            raise InputError(f"{input_path}: no NIfTI files (.nii, .nii.gz) in this folder")
+            raise InputError(f"{input_path}: no image files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) or DICOM series in this folder")
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: is a file; give an output folder for a folder of inputs")
         return [(f, output / f"{case_id_from_path(f)}.nii.gz") for f in files]
-    if not is_nifti(input_path):
-        raise InputError(f"{input_path}: not a NIfTI file (.nii or .nii.gz)")
+    if image_suffix(input_path) is None:
+        raise InputError(f"{input_path}: not an image file (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) or DICOM series folder")
     target = output if is_nifti(output) else output / f"{case_id_from_path(input_path)}.nii.gz"
     return [(input_path, target)]
 
@@ -101,16 +125,20 @@ def predict(
     tta: bool | None = None,
     checkpoint: str | None = None,
     progress: bool = True,
+    output_format: str = "nifti",
+    series: str | int | None = None,
 ) -> list[PredictionRecord]:
-    """Predict one NIfTI file or every NIfTI file in a folder; outputs are uint8 label NIfTI files
-    on each input's exact grid (same shape, affine and header geometry), written atomically."""
-    pairs = _plan_outputs(Path(input_path), Path(output))
+    """Predict one NIfTI file, every NIfTI file in a folder, or one DICOM series folder (``series``
+    picks one of several); outputs are uint8 label NIfTI files on each input's exact grid (same
+    shape, affine and header geometry), or with ``output_format`` "dicom-seg" / "rtstruct" (DICOM
+    input only) a DICOM-SEG / RTSTRUCT referencing the series; written atomically."""
+    pairs = _plan_outputs(Path(input_path), Path(output), output_format)
     predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint)
     records = []
     for src, dst in tqdm(pairs, desc="predict", unit="case", disable=not progress or len(pairs) == 1):
         start = time.perf_counter()
-        image = read_nifti(src, dtype=np.float32)
+        image = read_image(src, series=None if series is None or not src.is_dir() else str(series), dtype=np.float32)
         labels = predictor.predict_image(image, progress=progress and len(pairs) == 1)
-        write_nifti(labels, dst, dtype=np.uint8, like=image)
+        write_label_output(labels, image, dst, output_format, predictor.labels)
         records.append(PredictionRecord(case_id_from_path(src), src, dst, time.perf_counter() - start))
     return records

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import logging
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -14,7 +18,7 @@ from .._fileio import atomic_path
 from ..errors import InputError
 from .image import Image, LabelMap
 
-__all__ = ["read_nifti", "write_nifti", "is_nifti", "NIFTI_SUFFIXES"]
+__all__ = ["read_nifti", "load_nifti", "write_nifti", "is_nifti", "NIFTI_SUFFIXES"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -34,22 +38,8 @@ def read_nifti(path: str | Path, *, label: bool = False, dtype: Any = None) -> I
         InputError: the file is missing, not NIfTI, truncated, not 3D, or holds NaN/inf values.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a NIfTI file (.nii or .nii.gz)")
-    try:
-        img = nib.load(str(path))
-        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-            raise InputError(f"{path}: not a NIfTI image (nibabel read it as {type(img).__name__})")
-        data = np.asanyarray(img.dataobj)
-    except InputError:
-        raise
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, nib.filebasedimages.ImageFileError) as exc:
-        raise InputError(
-            f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc}); the file may be truncated "
-            "or corrupt, re-export or re-download it"
-        ) from None
+    img, loaded = load_nifti(path)
+    data = cast(np.ndarray, loaded)  # voxels=True always gives an array
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -63,6 +53,56 @@ def read_nifti(path: str | Path, *, label: bool = False, dtype: Any = None) -> I
     meta = {"path": str(path), "nifti_header": img.header.copy()}
     cls = LabelMap if label else Image
     return cls(np.asarray(data), img.affine, meta)
+
+
+_QUIET = threading.local()
+
+
+def _drop_while_quiet(record: logging.LogRecord) -> bool:
+    return not getattr(_QUIET, "active", False)
+
+
+nib.imageglobals.logger.addFilter(_drop_while_quiet)
+
+
+@contextlib.contextmanager
+def _quiet_header_fixups() -> Iterator[None]:
+    """Silence nibabel's header fix-up messages (e.g. "pixdim[1,2,3] should be positive") in this
+    thread: ``ctseg.io.reader`` checks those header fields itself and reports them as errors."""
+    _QUIET.active = True
+    try:
+        yield
+    finally:
+        _QUIET.active = False
+
+
+def load_nifti(path: str | Path, *, voxels: bool = True) -> tuple[nib.Nifti1Image | nib.Nifti2Image, np.ndarray | None]:
+    """Load a NIfTI file's image object and voxel array (any number of dimensions, no value checks).
+
+    With ``voxels=False`` only the header is read (fast, even for .nii.gz) and the array is None.
+
+    Raises:
+        InputError: the file is missing, a folder, not NIfTI, truncated or corrupt.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a NIfTI file (.nii or .nii.gz)")
+    try:
+        with _quiet_header_fixups():
+            img = nib.load(str(path))
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise InputError(f"{path}: not a NIfTI image (nibabel read it as {type(img).__name__})")
+        data = np.asanyarray(img.dataobj) if voxels else None
+    except InputError:
+        raise
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, MemoryError, nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError) as exc:
+        raise InputError(
+            f"{path}: cannot read as NIfTI ({type(exc).__name__}: {' '.join(str(exc).split())}); the file may be truncated "
+            "or corrupt, re-export or re-download it"
+        ) from None
+    return img, data
 
 
 def write_nifti(image: Image, path: str | Path, *, dtype: Any = None, like: Image | None = None) -> Path:

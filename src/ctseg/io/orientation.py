@@ -42,6 +42,10 @@ class Reorientation:
     def invert(self, array: np.ndarray) -> np.ndarray:
         return _apply(array, self._backward)
 
+    def view(self, array: np.ndarray) -> np.ndarray:
+        """Like :meth:`apply` for a 3D array, but a strided view (no copy): for reading a few slices."""
+        return ornt.apply_orientation(array, self._forward)
+
 
 def _apply(array: np.ndarray, transform: np.ndarray) -> np.ndarray:
     lead = array.ndim - 3

@@ -9,12 +9,22 @@ Logits are (B, C, *spatial); targets are integer labels (B, *spatial) or (B, 1, 
 from __future__ import annotations
 
 from . import functional
-from .functional import cross_entropy, dice_ce_loss, dice_loss, one_hot, soft_dice_per_class
+from .functional import (
+    binary_cross_entropy,
+    cross_entropy,
+    dice_ce_loss,
+    dice_loss,
+    generalised_dice_loss,
+    one_hot,
+    soft_dice_per_class,
+)
 from .modules import (
+    BCELoss,
     CrossEntropyLoss,
     DeepSupervisionLoss,
     DiceCELoss,
     DiceLoss,
+    GeneralisedDiceLoss,
     create_loss,
     list_losses,
 )
@@ -26,8 +36,12 @@ __all__ = [
     "dice_loss",
     "cross_entropy",
     "dice_ce_loss",
+    "generalised_dice_loss",
+    "binary_cross_entropy",
     "DiceLoss",
     "CrossEntropyLoss",
+    "BCELoss",
+    "GeneralisedDiceLoss",
     "DiceCELoss",
     "DeepSupervisionLoss",
     "create_loss",

@@ -2,7 +2,8 @@
 
 Conventions: ``logits`` are (B, C, *spatial) raw network outputs over C mutually exclusive classes
 (class 0 = background); ``target`` is an integer label map (B, *spatial) or (B, 1, *spatial) with
-values in [0, C). Losses are scalars (0-dim tensors) to minimise; their minimum is 0.
+values in [0, C). Losses are scalars (0-dim tensors) to minimise; their minimum is 0. The binary
+loss (:func:`binary_cross_entropy`) takes one-channel logits (B, 1, *spatial) and labels in {0, 1}.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ __all__ = [
     "dice_loss",
     "cross_entropy",
     "dice_ce_loss",
+    "generalised_dice_loss",
+    "generalised_dice_weights",
+    "binary_cross_entropy",
     "downsample_labels",
 ]
 
@@ -230,6 +234,104 @@ def dice_ce_loss(
         )
         loss = loss + dice_weight * dice
     return loss
+
+
+def generalised_dice_weights(volumes: torch.Tensor) -> torch.Tensor:
+    """Generalised Dice class weights ``1 / volume^2`` along the last axis, normalised to sum 1.
+
+    A class of zero volume (absent from the reference) would get an infinite weight; it gets the
+    largest finite weight of its row instead (so false positives of an absent class still cost,
+    without swamping the rest). A row with no class present gets equal weights.
+
+    Args:
+        volumes: (..., C) reference volumes in voxels (non-negative).
+
+    Returns:
+        (..., C) weights, each row summing to 1.
+    """
+    present = volumes > 0
+    inv = torch.where(present, 1.0 / volumes.clamp_min(1e-6).square(), torch.zeros_like(volumes))
+    largest = inv.amax(dim=-1, keepdim=True)
+    weights = torch.where(present, inv, largest)
+    weights = torch.where(largest > 0, weights, torch.ones_like(weights))
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def generalised_dice_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    include_background: bool = True,
+    smooth: float = 1e-5,
+    batch_dice: bool = True,
+) -> torch.Tensor:
+    """Generalised Dice loss (Sudre et al. 2017) of ``softmax(logits)`` against ``target``.
+
+    ``1 - (2 sum_c w_c |P_c G_c| + smooth) / (sum_c w_c (|P_c| + |G_c|) + smooth)`` with
+    ``w_c = 1 / |G_c|^2`` (:func:`generalised_dice_weights`: normalised; absent classes get the
+    largest finite weight), so small structures count as much as large ones.
+
+    Args:
+        logits: (B, C, *spatial), C >= 2.
+        target: (B, *spatial) or (B, 1, *spatial) integer labels.
+        include_background: count class 0 (the usual choice for this loss).
+        smooth: added to numerator and denominator.
+        batch_dice: one sum over the whole batch; else one loss per sample, averaged.
+
+    Returns:
+        Scalar loss in [0, 1]; 0 for a perfect prediction.
+    """
+    labels = _labels(target, logits)
+    num_classes = logits.shape[1]
+    if num_classes < 2:
+        raise ValueError(
+            f"generalised Dice needs softmax logits with at least 2 channels, got {num_classes}"
+        )
+    probs = torch.softmax(logits, dim=1)
+    onehot = one_hot(labels, num_classes, dtype=probs.dtype)
+    if not include_background:
+        probs, onehot = probs[:, 1:], onehot[:, 1:]
+    dims = ((0,) if batch_dice else ()) + tuple(range(2, probs.ndim))
+    intersection = (probs * onehot).sum(dims)
+    denominator = probs.sum(dims) + onehot.sum(dims)
+    weights = generalised_dice_weights(onehot.sum(dims).detach())
+    score = (2 * (weights * intersection).sum(-1) + smooth) / (
+        (weights * denominator).sum(-1) + smooth
+    )
+    return 1 - score.mean()
+
+
+def binary_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    pos_weight: float | None = None,
+) -> torch.Tensor:
+    """Mean voxel-wise binary cross-entropy of ``sigmoid(logits)`` against {0, 1} labels.
+
+    Args:
+        logits: (B, 1, *spatial): one channel, the foreground logit.
+        target: (B, *spatial) or (B, 1, *spatial) integer labels in {0, 1}.
+        pos_weight: weight of the foreground term (e.g. background/foreground voxel ratio).
+
+    Raises:
+        ValueError: logits with more than one channel, or labels outside {0, 1}.
+    """
+    if logits.ndim >= 3 and logits.shape[1] != 1:
+        raise ValueError(
+            f"binary cross-entropy takes one-channel logits (B, 1, *spatial) for a binary task, "
+            f"got {logits.shape[1]} channels; build the model with out_channels=1, or use the "
+            "'ce' loss for several classes"
+        )
+    labels = _labels(target, logits)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > 1):
+        raise ValueError(
+            f"binary cross-entropy needs labels in {{0, 1}}, found values in "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
+    weight = None if pos_weight is None else logits.new_tensor(float(pos_weight))
+    return F.binary_cross_entropy_with_logits(
+        logits[:, 0], labels.to(logits.dtype), pos_weight=weight
+    )
 
 
 def downsample_labels(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -2,7 +2,11 @@
 settings; the maths lives in the functions.
 
 Every loss is called as ``loss(logits, target)`` with logits (B, C, *spatial) and integer labels
-(B, *spatial) or (B, 1, *spatial), and returns a scalar tensor.
+(B, *spatial) or (B, 1, *spatial), and returns a scalar tensor. Losses for binary tasks
+(``binary = True``: :class:`BCELoss`) take one-channel logits and labels in {0, 1}.
+
+Names for :func:`create_loss`: ``ce``, ``weighted_ce``, ``bce``, ``dice``, ``weighted_dice``,
+``generalised_dice``, ``dice_ce`` (the default of ``TrainSettings.loss``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from . import functional as LF
 __all__ = [
     "DiceLoss",
     "CrossEntropyLoss",
+    "BCELoss",
+    "GeneralisedDiceLoss",
     "DiceCELoss",
     "DeepSupervisionLoss",
     "create_loss",
@@ -43,7 +49,11 @@ def _check_smooth(smooth: float) -> None:
 
 
 class DiceLoss(nn.Module):
-    """Soft Dice loss, see :func:`ctseg.losses.functional.dice_loss`."""
+    """Soft Dice loss, see :func:`ctseg.losses.functional.dice_loss`.
+
+    ``smooth`` (> 0) is added to numerator and denominator; ``batch_dice`` pools the batch
+    (else per-sample Dice over the classes present); ``class_weights`` (C,) weight the classes.
+    """
 
     class_weights: torch.Tensor | None
 
@@ -86,6 +96,46 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return LF.cross_entropy(logits, target, self.class_weights, self.ignore_index)
+
+
+class BCELoss(nn.Module):
+    """Binary cross-entropy on one-channel logits (sigmoid), see
+    :func:`ctseg.losses.functional.binary_cross_entropy`. For binary tasks only: the network
+    must have ``out_channels=1`` and the labels must be 0 or 1."""
+
+    binary = True
+
+    def __init__(self, pos_weight: float | None = None) -> None:
+        super().__init__()
+        if pos_weight is not None and not pos_weight > 0:
+            raise ValueError(f"pos_weight must be > 0, got {pos_weight}")
+        self.pos_weight = pos_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.binary_cross_entropy(logits, target, self.pos_weight)
+
+
+class GeneralisedDiceLoss(nn.Module):
+    """Generalised Dice loss (class weights ``1 / volume^2``), see
+    :func:`ctseg.losses.functional.generalised_dice_loss`."""
+
+    def __init__(
+        self, include_background: bool = True, smooth: float = 1e-5, batch_dice: bool = True
+    ) -> None:
+        super().__init__()
+        _check_smooth(smooth)
+        self.include_background = include_background
+        self.smooth = smooth
+        self.batch_dice = batch_dice
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.generalised_dice_loss(
+            logits,
+            target,
+            include_background=self.include_background,
+            smooth=self.smooth,
+            batch_dice=self.batch_dice,
+        )
 
 
 class DiceCELoss(nn.Module):
@@ -199,9 +249,28 @@ class DeepSupervisionLoss(nn.Module):
         return total
 
 
-_LOSSES: dict[str, type[nn.Module]] = {
+def _class_weighted(cls: type[nn.Module], name: str) -> Callable[..., nn.Module]:
+    """A builder of ``cls`` that insists on ``class_weights`` (one per class)."""
+
+    def build(class_weights: Sequence[float] | None = None, **kwargs: Any) -> nn.Module:
+        if class_weights is None:
+            raise ValueError(
+                f"loss {name!r} needs class_weights: one non-negative weight per class, "
+                "background first, e.g. [1.0, 1.0, 5.0] (train.loss_kwargs.class_weights)"
+            )
+        return cls(class_weights=class_weights, **kwargs)
+
+    build.__name__ = cls.__name__
+    return build
+
+
+_LOSSES: dict[str, Callable[..., nn.Module]] = {
     "ce": CrossEntropyLoss,
+    "weighted_ce": _class_weighted(CrossEntropyLoss, "weighted_ce"),
+    "bce": BCELoss,
     "dice": DiceLoss,
+    "weighted_dice": _class_weighted(DiceLoss, "weighted_dice"),
+    "generalised_dice": GeneralisedDiceLoss,
     "dice_ce": DiceCELoss,
 }
 
@@ -212,16 +281,19 @@ def list_losses() -> list[str]:
 
 
 def create_loss(name: str, **kwargs: Any) -> nn.Module:
-    """Build a loss by name ("ce", "dice", "dice_ce") with its keyword arguments.
+    """Build a loss by name (see :func:`list_losses`) with its keyword arguments.
+
+    ``weighted_ce`` and ``weighted_dice`` are ``ce`` and ``dice`` that require
+    ``class_weights``; ``dice_ce`` takes ``dice_weight`` and ``ce_weight`` for its two terms.
 
     Raises:
-        ValueError: unknown name (the message lists the valid ones).
+        ValueError: unknown name (the message lists the valid ones), or a bad setting.
         TypeError: an argument the loss does not take.
     """
-    cls = _LOSSES.get(name)
-    if cls is None:
+    builder = _LOSSES.get(name)
+    if builder is None:
         raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(list_losses())}")
     try:
-        return cls(**kwargs)
+        return builder(**kwargs)
     except TypeError as err:
-        raise TypeError(f"loss {name!r} ({cls.__name__}): {err}") from err
+        raise TypeError(f"loss {name!r} ({builder.__name__}): {err}") from err

@@ -17,6 +17,9 @@ __all__ = [
     "jaccard",
     "dice_from_counts",
     "jaccard_from_counts",
+    "precision_from_counts",
+    "recall_from_counts",
+    "volume_error_pct",
     "voxel_volume_ml",
     "volume_ml",
 ]
@@ -62,6 +65,37 @@ def jaccard_from_counts(tp: int, fp: int, fn: int) -> float:
     """Jaccard (IoU) ``tp / (tp + fp + fn)``; ``nan`` when both masks are empty."""
     denom = tp + fp + fn
     return float("nan") if denom == 0 else tp / denom
+
+
+def precision_from_counts(tp: int, fp: int, fn: int) -> float:
+    """Precision (positive predictive value) ``tp / (tp + fp)``, in [0, 1].
+
+    Undefined -> ``nan`` when the prediction is empty (``tp + fp == 0``), whatever the reference.
+    ``fn`` is accepted for a uniform signature and ignored.
+    """
+    denom = tp + fp
+    return float("nan") if denom == 0 else tp / denom
+
+
+def recall_from_counts(tp: int, fp: int, fn: int) -> float:
+    """Recall (sensitivity) ``tp / (tp + fn)``, in [0, 1].
+
+    Undefined -> ``nan`` when the reference is empty (``tp + fn == 0``), whatever the prediction.
+    ``fp`` is accepted for a uniform signature and ignored.
+    """
+    denom = tp + fn
+    return float("nan") if denom == 0 else tp / denom
+
+
+def volume_error_pct(pred_volume: float, ref_volume: float) -> float:
+    """Relative volume error ``100 (pred - ref) / ref`` in percent (any volume unit, both alike).
+
+    Positive = over-segmentation. Reference empty: ``nan`` when the prediction is empty too,
+    ``inf`` when it is not (an infinitely large relative error, as for the surface distances).
+    """
+    if ref_volume == 0:
+        return float("nan") if pred_volume == 0 else float("inf")
+    return 100.0 * (pred_volume - ref_volume) / ref_volume
 
 
 def dice(pred_mask: npt.ArrayLike, ref_mask: npt.ArrayLike) -> float:

@@ -1,29 +1,39 @@
-"""A configurable nnU-Net-style U-Net for 2D or 3D input.
+"""A configurable U-Net for 2D or 3D input: the nnU-Net-class network and its classic variants.
 
-Encoder stages of stacked ``conv -> InstanceNorm -> LeakyReLU`` blocks, downsampling by the strided
-first convolution of each stage (no pooling); decoder stages upsample with a transposed convolution
-(kernel = stride), concatenate the skip connection and apply another stacked block; a 1x1
-convolution maps features to class logits. Strides and kernel sizes can differ per axis, which is
-how anisotropic CT (thick slices) is handled: e.g. ``strides=[1, 2, 2, 2, (2, 2, 1)]`` and
+Encoder stages of stacked ``conv -> norm -> activation`` blocks (or residual blocks), each
+downsampling by its strided first convolution (nnU-Net) or by a max-pooling before it (the
+classic U-Net); decoder stages upsample with a transposed convolution (kernel = stride),
+concatenate the skip connection and apply another block; a 1x1 convolution maps features to
+class logits. Strides and kernel sizes can differ per axis, which is how anisotropic CT (thick
+slices) is handled: e.g. ``strides=[1, 2, 2, 2, (2, 2, 1)]`` and
 ``kernel_sizes=[(3, 3, 1), 3, 3, 3, 3]``.
+
+Registered as ``unet`` and ``default`` (the nnU-Net-class network: instance norm, leaky ReLU,
+strided convolutions, deep supervision; depth, widths, strides and kernels from the plan),
+``unet_small``, ``simple_unet`` (a shallow classic U-Net: three levels, batch norm, ReLU,
+max-pooling) and ``resunet`` (residual blocks, widths 16-32-64-128).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..errors import InputError
+from .base import SegmentationNetwork, check_features
 from .blocks import (
     IntOrSeq,
+    ResidualBlock,
     StackedConvBlock,
+    check_choice,
     conv_nd,
     conv_transpose_nd,
     ensure_tuple,
     init_weights,
+    max_pool_nd,
 )
 from .registry import register_model
 
@@ -47,26 +57,42 @@ def _per_stage(
     return tuple(ensure_tuple(v, spatial_dims, f"{name}[{i}]") for i, v in enumerate(value))
 
 
+@register_model("resunet", features=(16, 32, 64, 128), block="residual")
+@register_model(
+    "simple_unet", features=(16, 32, 64), norm="batch", act="relu", downsample="maxpool"
+)
 @register_model("unet_small", features=(8, 16, 32, 64))
-@register_model("unet")
-class UNet(nn.Module):
-    """nnU-Net-style U-Net; ``spatial_dims`` 2 or 3.
+@register_model("default", uses_plan=True, deep_supervision=True)
+@register_model("unet", uses_plan=True)
+class UNet(SegmentationNetwork):
+    """U-Net; ``spatial_dims`` 2 or 3.
 
     Args:
         spatial_dims: 2 for (B, C, H, W) input, 3 for (B, C, D, H, W).
         in_channels: input channels (1 for CT).
-        out_channels: classes, background included (logits, no softmax).
+        out_channels: classes, background included.
         features: channels per resolution stage, shallowest first; ``len(features)`` stages.
+            The classic 5-level 2D U-Net is ``(64, 128, 256, 512, 1024)``.
         strides: per stage, an int or a per-axis tuple; the first must be 1. Default: 1, then 2.
         kernel_sizes: per stage, an odd int or per-axis tuple. Default: 3 everywhere. The decoder
             stage at a resolution uses the encoder's kernel of that resolution.
-        convs_per_stage: ConvNormAct layers per encoder and decoder stage.
+        convs_per_stage: convolutions per encoder and decoder stage.
         deep_supervision: in training mode, return logits of every decoder stage (see ``forward``).
         dropout: channel-dropout probability inside every conv layer (0 disables it).
+        norm: "instance" (default), "batch" or "none".
+        act: "leaky_relu" (default), "relu", "prelu" or "elu".
+        downsample: "stride" (the first convolution of a stage is strided; default) or "maxpool"
+            (max-pooling with kernel = stride before the stage).
+        block: "plain" (stacked convolutions; default) or "residual" (:class:`ResidualBlock`).
+        final_activation: None (logits; default), "softmax" or "sigmoid"; see
+            :class:`~ctseg.models.base.SegmentationNetwork`.
 
     Shapes: input (B, in_channels, *spatial), every spatial size divisible by
-    :meth:`required_divisor`; output (B, out_channels, *spatial).
+    :meth:`required_divisor` (the product of the strides per axis: 16 for the default five
+    stages); output (B, out_channels, *spatial).
     """
+
+    supports_deep_supervision: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -79,39 +105,47 @@ class UNet(nn.Module):
         convs_per_stage: int = 2,
         deep_supervision: bool = False,
         dropout: float = 0.0,
+        norm: str = "instance",
+        act: str = "leaky_relu",
+        downsample: str = "stride",
+        block: str = "plain",
+        final_activation: str | None = None,
     ) -> None:
-        super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-        for arg, val in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(val, int) or val < 1:
-                raise ValueError(f"{arg} must be a positive int, got {val!r}")
-        features = tuple(features)
-        if len(features) < 2 or not all(isinstance(f, int) and f >= 1 for f in features):
-            raise ValueError(f"features must hold at least two positive ints, got {features!r}")
+        super().__init__(spatial_dims, in_channels, out_channels, final_activation)
+        features = check_features(features)
+        check_choice(downsample, ("stride", "maxpool"), "downsample")
+        check_choice(block, ("plain", "residual"), "block")
         n = len(features)
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.features = features
         self.strides = _per_stage(strides, [1] + [2] * (n - 1), n, spatial_dims, "strides")
         self.kernel_sizes = _per_stage(kernel_sizes, [3] * n, n, spatial_dims, "kernel_sizes")
         if any(s != 1 for s in self.strides[0]):
             raise ValueError(f"strides[0] must be 1 (full-resolution first stage), got {strides!r}")
         self.deep_supervision = bool(deep_supervision)
-
-        self.encoder = nn.ModuleList(
-            StackedConvBlock(
-                spatial_dims,
-                in_channels if i == 0 else features[i - 1],
-                features[i],
-                num_convs=convs_per_stage,
-                kernel_size=self.kernel_sizes[i],
-                stride=self.strides[i],
-                dropout=dropout,
-            )
-            for i in range(n)
+        self._divisor = tuple(
+            math.prod(s[axis] for s in self.strides) for axis in range(spatial_dims)
         )
+        block_cls = StackedConvBlock if block == "plain" else ResidualBlock
+        common = {"num_convs": convs_per_stage, "dropout": dropout, "norm": norm, "act": act}
+
+        def encoder_stage(i: int) -> nn.Module:
+            cin = in_channels if i == 0 else features[i - 1]
+            kernel = self.kernel_sizes[i]
+            if downsample == "stride" or i == 0:
+                return block_cls(
+                    spatial_dims,
+                    cin,
+                    features[i],
+                    kernel_size=kernel,
+                    stride=self.strides[i],
+                    **common,
+                )
+            pool = max_pool_nd(spatial_dims)(kernel_size=self.strides[i], stride=self.strides[i])
+            return nn.Sequential(
+                pool, block_cls(spatial_dims, cin, features[i], kernel_size=kernel, **common)
+            )
+
+        self.encoder = nn.ModuleList(encoder_stage(i) for i in range(n))
         # Decoder lists run from the deepest stage up to full resolution.
         conv_t = conv_transpose_nd(spatial_dims)
         self.upsamples = nn.ModuleList(
@@ -121,13 +155,12 @@ class UNet(nn.Module):
             for s in range(n - 1, 0, -1)
         )
         self.decoder = nn.ModuleList(
-            StackedConvBlock(
+            block_cls(
                 spatial_dims,
                 2 * features[s - 1],
                 features[s - 1],
-                num_convs=convs_per_stage,
                 kernel_size=self.kernel_sizes[s - 1],
-                dropout=dropout,
+                **common,
             )
             for s in range(n - 1, 0, -1)
         )
@@ -137,16 +170,6 @@ class UNet(nn.Module):
         )
         self.apply(init_weights)
 
-    def required_divisor(self) -> tuple[int, ...]:
-        """Per spatial axis, the number every input size must be a multiple of (stride product)."""
-        return tuple(math.prod(s[axis] for s in self.strides) for axis in range(self.spatial_dims))
-
-    def padded_size(self, spatial_size: Sequence[int]) -> tuple[int, ...]:
-        """Smallest valid input size at least ``spatial_size`` on every axis."""
-        return tuple(
-            -(-int(n) // d) * d for n, d in zip(spatial_size, self.required_divisor(), strict=True)
-        )
-
     def deep_supervision_scales(self) -> list[tuple[int, ...]]:
         """Per deep-supervision output (full resolution first), the per-axis downsampling factor."""
         scales, current = [], [1] * self.spatial_dims
@@ -154,31 +177,6 @@ class UNet(nn.Module):
             current = [c * s for c, s in zip(current, stride, strict=True)]
             scales.append(tuple(current))
         return scales
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != self.spatial_dims + 2:
-            raise InputError(
-                f"UNet(spatial_dims={self.spatial_dims}) expects input (B, C, "
-                f"{'D, H, W' if self.spatial_dims == 3 else 'H, W'}), got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise InputError(
-                f"UNet expects {self.in_channels} input channel(s), got {x.shape[1]} "
-                f"(input shape {tuple(x.shape)})"
-            )
-        size = tuple(x.shape[2:])
-        divisor = self.required_divisor()
-        if any(n % d for n, d in zip(size, divisor, strict=True)):
-            raise InputError(
-                f"input spatial size {size} is not divisible by the network's required divisor "
-                f"{divisor} (product of strides per axis); pad the input to {self.padded_size(size)}"
-            )
-        if math.prod(n // d for n, d in zip(size, divisor, strict=True)) == 1:
-            raise InputError(
-                f"input spatial size {size} leaves a single voxel at the bottleneck, where instance "
-                f"normalisation has nothing to normalise over; use at least "
-                f"{tuple(2 * d for d in divisor)}"
-            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Logits for ``x`` of shape (B, in_channels, *spatial).
@@ -193,7 +191,7 @@ class UNet(nn.Module):
                 by :meth:`required_divisor` (the message gives the padded size to use), or one
                 equal to it (a single bottleneck voxel; the message gives the minimum).
         """
-        self._check_input(x)
+        self.check_input(x)
         skips: list[torch.Tensor] = []
         for stage in self.encoder:
             x = stage(x)
@@ -204,7 +202,7 @@ class UNet(nn.Module):
         for i, (up, block) in enumerate(zip(self.upsamples, self.decoder, strict=True)):
             x = block(torch.cat((up(x), skips.pop()), dim=1))
             if all_outputs:
-                outputs.append(self.heads[i](x))
+                outputs.append(self.finish(self.heads[i](x)))
         if not all_outputs:
-            return self.heads[-1](x)
+            return self.finish(self.heads[-1](x))
         return outputs[::-1]

@@ -10,8 +10,9 @@ from .pipeline import (
     preprocess_image,
     preprocess_label,
     restore_labels,
+    roi_box,
 )
-from .plan import Plan, make_plan
+from .plan import LOCATOR_DIR, Plan, make_plan
 
 __all__ = [
     "compute_fingerprint",
@@ -24,4 +25,6 @@ __all__ = [
     "restore_labels",
     "preprocess_dataset",
     "load_preprocessed",
+    "roi_box",
+    "LOCATOR_DIR",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 
-__all__ = ["body_bbox"]
+__all__ = ["body_bbox", "mask_bbox"]
 
 
 def body_bbox(array: np.ndarray, threshold: float = -500.0, margin: int = 2) -> tuple[slice, slice, slice]:
@@ -23,5 +23,24 @@ def body_bbox(array: np.ndarray, threshold: float = -500.0, margin: int = 2) -> 
     for axis, idx in enumerate(coords):
         lo = max(0, int(idx.min()) - margin)
         hi = min(array.shape[axis], int(idx.max()) + 1 + margin)
+        out.append(slice(lo, hi))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def mask_bbox(
+    mask: np.ndarray, spacing: tuple[float, float, float] | np.ndarray, margin_mm: float = 0.0
+) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the ``True`` voxels grown by ``margin_mm`` on every side (within the volume).
+
+    ``spacing`` is the voxel size (mm) along the array's axes. Returns ``None`` for an empty mask.
+    """
+    coords = np.nonzero(mask)
+    if coords[0].size == 0:
+        return None
+    grow = np.ceil(float(margin_mm) / np.asarray(spacing, dtype=np.float64)).astype(int)
+    out = []
+    for axis, idx in enumerate(coords):
+        lo = max(0, int(idx.min()) - int(grow[axis]))
+        hi = min(mask.shape[axis], int(idx.max()) + 1 + int(grow[axis]))
         out.append(slice(lo, hi))
     return tuple(out)  # type: ignore[return-value]

@@ -1,4 +1,4 @@
-"""Dataset fingerprint: spacings, body-cropped sizes, foreground intensities (JSON-able)."""
+"""Dataset fingerprint: spacings, body-cropped and foreground sizes, foreground intensities (JSON-able)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..io.datasets import Case, Dataset
 from ..io.image import Image, LabelMap
-from ..io.nifti import read_nifti
 from ..io.orientation import reorient
-from .crop import body_bbox
+from ..io.reader import read_image, read_label
+from .crop import body_bbox, mask_bbox
 
 __all__ = ["compute_fingerprint", "read_case", "check_pair"]
 
@@ -47,10 +47,10 @@ def check_pair(image: Image, label: LabelMap, labels: dict[int, str] | None = No
 
 def read_case(case: Case, labels: dict[int, str] | None = None) -> tuple[Image, LabelMap | None]:
     """Read a case's image (float32 HU) and label (uint8), checked against each other."""
-    image = read_nifti(case.image, dtype=np.float32)
+    image = read_image(case.image, dtype=np.float32)
     if case.label is None:
         return image, None
-    label = read_nifti(case.label, label=True)
+    label = read_label(case.label)
     check_pair(image, label, labels)
     label.array = label.array.astype(np.uint8, copy=False)
     return image, label
@@ -65,6 +65,8 @@ def _case_fingerprint(case: Case, labels: dict[int, str], seed: int, threshold: 
     box = body_bbox(image_c.array, threshold)
     img, seg = image_c.array[box], label_c.array[box]
     fg = img[seg > 0]
+    box = mask_bbox(seg > 0, image_c.spacing)
+    fg_extent = [0.0, 0.0, 0.0] if box is None else [(b.stop - b.start) * s for b, s in zip(box, image_c.spacing)]
     if fg.size > _SAMPLES_PER_CASE:
         fg = rng.choice(fg, _SAMPLES_PER_CASE, replace=False)
     return {
@@ -74,6 +76,7 @@ def _case_fingerprint(case: Case, labels: dict[int, str], seed: int, threshold: 
         "cropped_shape": list(img.shape),
         "orientation": image.orientation,
         "labels_present": sorted(int(v) for v in np.unique(seg)),
+        "foreground_extent_mm": [float(e) for e in fg_extent],
         "_foreground": fg,
     }
 
@@ -115,6 +118,7 @@ def compute_fingerprint(
         "median_spacing": np.median(spacings, axis=0).tolist(),
         "spacing_p10": np.percentile(spacings, 10, axis=0).tolist(),
         "median_extent_mm": np.median(extents, axis=0).tolist(),
+        "median_foreground_extent_mm": np.median([c["foreground_extent_mm"] for c in cases], axis=0).tolist(),
         "intensity": {
             "mean": float(fg.mean()),
             "std": float(fg.std()),

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from .._fileio import atomic_path, read_json, write_json
 from ..io.datasets import Case, Dataset
-from ..io.image import Image, LabelMap
+from ..io.image import Image, LabelMap, spacing_from_affine
 from ..io.orientation import Reorientation
-from .crop import body_bbox
+from .crop import body_bbox, mask_bbox
 from .fingerprint import read_case
 from .intensity import normalize
 from .plan import Plan
@@ -32,6 +32,7 @@ __all__ = [
     "restore_labels",
     "preprocess_dataset",
     "load_preprocessed",
+    "roi_box",
 ]
 
 _LOCATIONS_PER_CLASS = 5_000
@@ -71,11 +72,27 @@ class CaseGeometry:
         return tuple(slice(lo, hi) for lo, hi in self.crop)  # type: ignore[return-value]
 
 
-def preprocess_image(image: Image, plan: Plan) -> tuple[np.ndarray, CaseGeometry]:
-    """Bring a CT (HU) onto the plan's grid; returns (float32 array, geometry)."""
+def roi_box(mask: np.ndarray, affine: np.ndarray, margin_mm: float) -> tuple[slice, slice, slice] | None:
+    """The crop of a cascade's fine stage: the box of ``mask`` (on the grid of ``affine``, in any
+    orientation) grown by ``margin_mm``, as slices of the canonical (RAS) grid; ``None`` when empty."""
+    reo = Reorientation(np.asarray(affine, dtype=np.float64), mask.shape)
+    canonical = reo.apply(np.asarray(mask))
+    return mask_bbox(canonical, spacing_from_affine(reo.target_affine), margin_mm)
+
+
+def preprocess_image(image: Image, plan: Plan, box: tuple[slice, slice, slice] | None = None) -> tuple[np.ndarray, CaseGeometry]:
+    """Bring a CT (HU) onto the plan's grid; returns (float32 array, geometry).
+
+    ``box`` (slices of the canonical grid, see :func:`roi_box`) replaces the crop to the body.
+    """
     reo = Reorientation(image.affine, image.shape)
     canonical = reo.apply(np.asarray(image.array, dtype=np.float32))
-    box = body_bbox(canonical, plan.crop_threshold_hu)
+    body = body_bbox(canonical, plan.crop_threshold_hu)
+    if box is not None:  # the organ's box, never beyond the body
+        box = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, body))
+        if any(s.stop <= s.start for s in box):
+            box = None
+    box = body if box is None else box
     cropped = canonical[box]
     lo = np.array([s.start for s in box], dtype=np.float64)
     crop_affine = reo.target_affine.copy()
@@ -137,7 +154,10 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def _preprocess_one(case: Case, plan: Plan, labels: dict[int, str], out_dir: Path, seed: int) -> str:
     image, label = read_case(case, labels)
-    array, geometry = preprocess_image(image, plan)
+    box = None
+    if plan.crop == "roi" and label is not None:  # a cascade's fine stage trains on the organ's box
+        box = roi_box(label.array > 0, label.affine, plan.roi_margin_mm)
+    array, geometry = preprocess_image(image, plan, box)
     seg = preprocess_label(label, geometry) if label is not None else np.zeros(array.shape, np.uint8)
     locations = _class_locations(seg, np.random.default_rng(seed))
     _save_npy(out_dir / f"{case.case_id}_img.npy", array[None].astype(np.float32))

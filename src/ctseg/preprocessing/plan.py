@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..config import PlanSettings
+from ..errors import RunFolderError
 from .intensity import normalization_params
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["Plan", "make_plan", "LOCATOR_DIR"]
+
+LOCATOR_DIR = "locator"  # a cascade run keeps its locator run folder under this name
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Plan:
     crop_threshold_hu: float
     labels: dict[int, str]
     network: dict[str, Any]
+    crop: str = "body"  # "body": the whole body; "roi": the organ's box + roi_margin_mm (cascade)
+    roi_margin_mm: float = 0.0
 
     @property
     def num_classes(self) -> int:
@@ -45,10 +50,23 @@ class Plan:
             crop_threshold_hu=float(data["crop_threshold_hu"]),
             labels={int(k): v for k, v in data["labels"].items()},
             network=dict(data["network"]),
+            crop=str(data.get("crop", "body")),
+            roi_margin_mm=float(data.get("roi_margin_mm", 0.0)),
         )
 
 
-def _target_spacing(fp: dict[str, Any], settings: PlanSettings) -> np.ndarray:
+def _extent_mm(fp: dict[str, Any], settings: PlanSettings, roi: bool) -> np.ndarray:
+    """Median extent of what the network sees: the body, or the organ box plus its margins."""
+    body = np.asarray(fp["median_extent_mm"], dtype=np.float64)
+    if not roi:
+        return body
+    if "median_foreground_extent_mm" not in fp:
+        raise RunFolderError("fingerprint.json has no foreground extents (made by an older ctseg); delete it to recompute")
+    organ = np.asarray(fp["median_foreground_extent_mm"], dtype=np.float64) + 2 * settings.roi_margin_mm
+    return np.minimum(organ, body)
+
+
+def _target_spacing(fp: dict[str, Any], settings: PlanSettings, extent: np.ndarray) -> np.ndarray:
     if settings.target_spacing is not None:
         return np.asarray(settings.target_spacing, dtype=np.float64)
     spacing = np.asarray(fp["median_spacing"], dtype=np.float64)
@@ -56,7 +74,6 @@ def _target_spacing(fp: dict[str, Any], settings: PlanSettings) -> np.ndarray:
     others = np.delete(spacing, worst)
     if spacing[worst] > 3 * others.max():  # very anisotropic: nnU-Net takes the 10th percentile
         spacing[worst] = max(fp["spacing_p10"][worst], 3 * others.max())
-    extent = np.asarray(fp["median_extent_mm"], dtype=np.float64)
     budget = settings.max_median_voxels
     while budget is not None and np.prod(extent / spacing) > budget:
         finest = spacing <= spacing.min() * 1.01
@@ -91,10 +108,15 @@ def _patch_size(median_shape: np.ndarray, spacing: np.ndarray, settings: PlanSet
     return patch.astype(int)
 
 
-def make_plan(fingerprint: dict[str, Any], settings: PlanSettings) -> Plan:
-    """Derive the plan from a fingerprint (see :func:`compute_fingerprint`)."""
-    spacing = _target_spacing(fingerprint, settings)
-    median_shape = np.round(np.asarray(fingerprint["median_extent_mm"]) / spacing).astype(int)
+def make_plan(fingerprint: dict[str, Any], settings: PlanSettings, *, roi: bool = False) -> Plan:
+    """Derive the plan from a fingerprint (see :func:`compute_fingerprint`).
+
+    With ``roi`` (a cascade's fine stage) the network sees the organ's box grown by
+    ``settings.roi_margin_mm`` instead of the whole body: spacing and patch follow that extent.
+    """
+    extent = _extent_mm(fingerprint, settings, roi)
+    spacing = _target_spacing(fingerprint, settings, extent)
+    median_shape = np.round(extent / spacing).astype(int)
     patch = _patch_size(median_shape, spacing, settings)
     strides, kernels = _stages(patch, spacing, settings.max_stages)
     divisor = np.prod(np.array(strides), axis=0)
@@ -109,4 +131,6 @@ def make_plan(fingerprint: dict[str, Any], settings: PlanSettings) -> Plan:
         crop_threshold_hu=settings.crop_threshold_hu,
         labels=labels,
         network={"features": features, "strides": strides, "kernel_sizes": kernels},
+        crop="roi" if roi else "body",
+        roi_margin_mm=float(settings.roi_margin_mm) if roi else 0.0,
     )

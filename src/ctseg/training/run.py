@@ -11,8 +11,11 @@ import numpy as np
 from .. import __version__
 from .._fileio import read_json, write_json, write_text
 from ..config import Config
-from ..io.datasets import load_dataset
+from ..errors import DatasetError
+from ..io.datasets import Dataset, load_dataset
+from ..io.verify import verify_dataset
 from ..preprocessing import Plan, compute_fingerprint, make_plan, preprocess_dataset
+from .cascade import fine_config
 
 __all__ = ["RunFolder", "prepare_run"]
 
@@ -39,26 +42,31 @@ def _split(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[
     return [i for i in ids if i not in val], val
 
 
-def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *, progress: bool = True, workers: int = 1) -> RunFolder:
+def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *, progress: bool = True, workers: int = 1, skip_bad: bool = False) -> RunFolder:
     """Create (or reuse, when resuming) a run folder holding everything needed to train and predict.
 
     Each stage's output is written once and reused: ``fingerprint.json``, ``plan.json``,
     ``preprocessed/``, ``split.json``; ``config.yaml`` holds the resolved settings.
+
+    The dataset (any layout :func:`ctseg.io.load_dataset` reads) is verified first
+    (:func:`ctseg.io.verify.verify_dataset`): a problem stops the run before anything is written,
+    unless ``skip_bad`` leaves the listed cases out (they are recorded in ``excluded_cases.json``).
     """
     run = Path(run_dir)
-    dataset = load_dataset(dataset_dir)
+    dataset, excluded = _verified_dataset(dataset_dir, run, skip_bad=skip_bad, progress=progress)
     fp_path = run / "fingerprint.json"
     if fp_path.is_file():
         fingerprint = read_json(fp_path)
     else:  # reads and checks every case: a bad dataset stops here, before anything is written
         fingerprint = compute_fingerprint(dataset, crop_threshold_hu=config.plan.crop_threshold_hu, seed=config.train.seed, workers=workers, progress=progress)
         write_json(fp_path, fingerprint)
+        write_json(run / "excluded_cases.json", excluded)
     write_text(run / "config.yaml", config.to_yaml())
     plan_path = run / "plan.json"
     if plan_path.is_file():
         plan = Plan.from_dict(read_json(plan_path))
     else:
-        plan = make_plan(fingerprint, config.plan)
+        plan = make_plan(fingerprint, config.plan, roi=config.cascade.enabled)
         write_json(plan_path, plan.to_dict())
     write_json(run / "dataset.json", {"name": dataset.name, "labels": {str(k): v for k, v in dataset.labels.items()}, "source": str(Path(dataset_dir).resolve())})
     ids = preprocess_dataset(dataset, plan, run / "preprocessed", workers=workers, progress=progress)
@@ -70,7 +78,29 @@ def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *,
         split = {"train": train_ids, "val": val_ids}
         write_json(split_path, split)
     write_json(run / "versions.json", _versions())
-    return RunFolder(run, config, plan, split["train"], split["val"])
+    # config.yaml keeps the settings as given; a cascade's fine stage trains on its share of them
+    settings = fine_config(config) if config.cascade.enabled else config
+    return RunFolder(run, settings, plan, split["train"], split["val"])
+
+
+def _verified_dataset(dataset_dir: str | Path, run: Path, *, skip_bad: bool, progress: bool) -> tuple[Dataset, list[dict[str, str]]]:
+    """The training cases that pass verification (checked once per run folder) and the rows of
+    the cases left out."""
+    excluded_path = run / "excluded_cases.json"
+    if (run / "fingerprint.json").is_file() and excluded_path.is_file():  # resuming: verified already
+        excluded = read_json(excluded_path)
+        return load_dataset(dataset_dir, strict=False).without({e["case"] for e in excluded}), excluded
+    report = verify_dataset(dataset_dir, include_test=False, progress=progress)
+    if not report.ok and not skip_bad:
+        raise DatasetError(f"the dataset has problems: fix them, or pass --skip-bad to leave the listed cases out\n{report.format_table()}")
+    dataset = report.dataset.without(report.bad_case_ids)
+    if not dataset.training:
+        raise DatasetError(f"{report.format_table()}\nno training case is left without problems")
+    if progress:
+        print(report.dataset.describe())
+        if not report.ok:
+            print(f"--skip-bad: leaving out {len(report.bad_case_ids)} case(s): {', '.join(sorted(report.bad_case_ids))}")
+    return dataset, [{"case": r.case, "file": r.file, "problem": r.problem} for r in report.rows]
 
 
 def _versions() -> dict[str, Any]:
