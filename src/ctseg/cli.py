@@ -37,6 +37,8 @@ def _train_overrides(a: argparse.Namespace) -> list[dict]:
         train["time_budget_minutes"] = a.time_budget
     if a.seed is not None:
         train["seed"] = a.seed
+    if getattr(a, "deterministic", False):
+        train["deterministic"] = True
     if train:
         items.append({"train": train})
     return items
@@ -66,9 +68,19 @@ def _cmd_train(a: argparse.Namespace) -> None:
 def _cmd_predict(a: argparse.Namespace) -> None:
     from .inference import predict
 
-    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series)
+    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series, backend=a.backend)
     for r in records:
         print(f"{r.case_id}: {r.output} ({r.seconds:.1f} s)")
+    if len(records) > 1:
+        times = sorted(r.seconds for r in records)
+        print(f"{len(records)} cases in {sum(times):.1f} s: per case median {times[len(times) // 2]:.1f} s, min {times[0]:.1f} s, max {times[-1]:.1f} s (slowest: {max(records, key=lambda r: r.seconds).case_id})")
+
+
+def _cmd_export(a: argparse.Namespace) -> None:
+    from .inference.export import export_onnx
+
+    out = export_onnx(a.run, a.output, checkpoint=a.checkpoint)
+    print(f"written {out} and {out.with_suffix('.json')} (plan, labels, prediction settings)")
 
 
 def _cmd_convert(a: argparse.Namespace) -> None:
@@ -191,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--time-budget", type=float, default=None, metavar="MINUTES")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--deterministic", action="store_true", help="bit-identical reruns (same seed, data, machine): deterministic kernels, fixed thread count; slower")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--resume", action="store_true", help="continue the run in --output")
     t.add_argument("--skip-bad", action="store_true", help="leave out the cases `ctseg verify` lists instead of refusing the dataset")
@@ -207,7 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8 flips)")
     r.add_argument("--checkpoint", choices=["final", "best"], default=None)
     r.add_argument("--device", default="cpu")
+    r.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="engine running the network: torch or onnxruntime on the CPU (needs ctseg[onnx]; default torch)")
     r.set_defaults(func=_cmd_predict)
+
+    xo = sub.add_parser("export", help="export a run's network to ONNX (model.onnx + model.json with the plan and labels)")
+    xo.add_argument("run", help="run folder written by `ctseg train`")
+    xo.add_argument("-o", "--output", required=True, help="the .onnx file to write; its .json goes beside it")
+    xo.add_argument("--checkpoint", choices=["final", "best"], default=None)
+    xo.set_defaults(func=_cmd_export)
 
     e = sub.add_parser("evaluate", help="score predictions against references (Dice, HD95, ASD, NSD in mm; lesion detection)")
     e.add_argument("pred")

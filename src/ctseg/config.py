@@ -45,6 +45,7 @@ class PlanSettings:
     max_patch_voxels: int = 128 * 128 * 128
     normalization: str = "foreground"  # "foreground" (clip p0.5..p99.5, z-score) or "window"
     window: tuple[float, float] = (-135.0, 250.0)  # HU, used when normalization == "window"
+    histogram_equalization: bool = False  # after clipping, equalise each volume's histogram
     crop_threshold_hu: float = -500.0  # body = largest component above this HU
     max_stages: int = 6
     base_features: int = 32
@@ -84,6 +85,9 @@ class AugmentSettings:
     gamma_range: tuple[float, float] = (0.7, 1.5)
     noise_prob: float = 0.1
     noise_std: tuple[float, float] = (0.0, 0.1)
+    elastic_prob: float = 0.0  # smooth random deformation (as batchgenerators / the UPC pipeline)
+    elastic_alpha: tuple[float, float] = (2.0, 6.0)  # largest displacement, voxels
+    elastic_sigma: float = 6.0  # smoothness of the displacement field, voxels
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,11 @@ class TrainSettings:
     foreground_fraction: float = 0.33  # share of patches centred on a foreground class
     val_fraction: float = 0.2
     val_patches_per_case: int = 4
+    val_patch_size: tuple[int, int, int] | None = None  # voxels; None: the plan's patch
     time_budget_minutes: float | None = None
     seed: int = 0
     num_threads: int = 0  # 0: all cores
+    deterministic: bool = False  # bit-identical reruns: deterministic kernels, fixed threads (1 when num_threads is 0)
     checkpoint_minutes: float = 10.0
     tensorboard: bool = True  # scalars + a sample overlay in RUN/tensorboard/
     tensorboard_image_epochs: int = 5  # sample overlay every N epochs (and after the first)

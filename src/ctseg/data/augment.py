@@ -1,6 +1,6 @@
 """Training augmentations: sample parameters from an RNG, then apply them deterministically.
 
-Spatial parameters (rotation about the cranio-caudal axis, scaling) are applied while the patch
+Spatial parameters (rotation about the cranio-caudal axis, scaling, elastic deformation) are applied while the patch
 is extracted (see :mod:`ctseg.data.sampling`); flips and intensity changes act on the patch.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import AugmentSettings
 
-__all__ = ["PatchParams", "make_params", "apply_intensity", "apply_flips"]
+__all__ = ["PatchParams", "make_params", "apply_intensity", "apply_flips", "elastic_displacement"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,13 @@ class PatchParams:
     gamma: float = 1.0
     noise_std: float = 0.0
     noise_seed: int = 0
+    elastic_alpha: float = 0.0  # largest displacement (voxels); 0 = no deformation
+    elastic_sigma: float = 6.0
+    elastic_seed: int = 0
 
     @property
     def is_spatial(self) -> bool:
-        return self.rotation_deg != 0.0 or self.scale != 1.0
+        return self.rotation_deg != 0.0 or self.scale != 1.0 or self.elastic_alpha > 0.0
 
 
 def make_params(rng: np.random.Generator, s: AugmentSettings) -> PatchParams:
@@ -48,7 +51,21 @@ def make_params(rng: np.random.Generator, s: AugmentSettings) -> PatchParams:
         gamma=float(rng.uniform(*s.gamma_range)) if chance(s.gamma_prob) else 1.0,
         noise_std=float(rng.uniform(*s.noise_std)) if chance(s.noise_prob) else 0.0,
         noise_seed=int(rng.integers(2**31)),
+        elastic_alpha=float(rng.uniform(*s.elastic_alpha)) if chance(s.elastic_prob) else 0.0,
+        elastic_sigma=float(s.elastic_sigma),
+        elastic_seed=int(rng.integers(2**31)),
     )
+
+
+def elastic_displacement(shape: tuple[int, ...], alpha: float, sigma: float, seed: int) -> np.ndarray:
+    """A smooth random displacement field (3, *shape) in voxels whose largest magnitude is ``alpha``
+    (Gaussian-smoothed white noise, one field per axis; deterministic for ``seed``)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    fields = np.stack([ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect") for _ in shape])
+    peak = float(np.sqrt((fields**2).sum(0)).max())
+    return (fields * (alpha / peak if peak > 0 else 0.0)).astype(np.float32)
 
 
 def apply_flips(image: np.ndarray, label: np.ndarray, params: PatchParams) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..config import AugmentSettings
-from .augment import PatchParams, apply_flips, apply_intensity, make_params
+from .augment import PatchParams, apply_flips, apply_intensity, elastic_displacement, make_params
 
 __all__ = ["PatchSampler", "extract_patch", "choose_center"]
 
@@ -44,8 +44,9 @@ def extract_patch(
     """Cut a patch of ``patch`` voxels centred on ``center`` from (C, X, Y, Z) image and (1, X, Y, Z) seg.
 
     Without spatial augmentation this is an integer slice with padding outside the volume; with it
-    the patch grid is rotated about the last (cranio-caudal) axis and scaled about the centre and
-    sampled by linear (image) and nearest (label) interpolation.
+    the patch grid is rotated about the last (cranio-caudal) axis, scaled about the centre and
+    (optionally) elastically deformed, and sampled by linear (image) and nearest (label)
+    interpolation.
     """
     patch = np.asarray(patch)
     if not params.is_spatial:
@@ -57,10 +58,24 @@ def extract_patch(
     rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
     matrix = rot / params.scale
     offset = center - matrix @ ((patch - 1) / 2.0)
+    if params.elastic_alpha > 0.0:
+        return _deformed_patch(image, seg, matrix, offset, patch, params, pad_value)
     img = np.stack(
         [ndimage.affine_transform(ch, matrix, offset, output_shape=tuple(patch), order=1, mode="constant", cval=pad_value) for ch in image]
     )
     lab = ndimage.affine_transform(seg[0], matrix, offset, output_shape=tuple(patch), order=0, mode="constant", cval=0)
+    return img.astype(np.float32), lab
+
+
+def _deformed_patch(
+    image: np.ndarray, seg: np.ndarray, matrix: np.ndarray, offset: np.ndarray, patch: np.ndarray, params: PatchParams, pad_value: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rotated/scaled patch grid plus a smooth random displacement, sampled with map_coordinates."""
+    grid = np.indices(tuple(patch), dtype=np.float32).reshape(3, -1)
+    coords = (matrix @ grid).reshape(3, *patch) + offset[:, None, None, None]
+    coords += elastic_displacement(tuple(int(p) for p in patch), params.elastic_alpha, params.elastic_sigma, params.elastic_seed)
+    img = np.stack([ndimage.map_coordinates(ch, coords, order=1, mode="constant", cval=pad_value) for ch in image])
+    lab = ndimage.map_coordinates(seg[0], coords, order=0, mode="constant", cval=0)
     return img.astype(np.float32), lab
 
 

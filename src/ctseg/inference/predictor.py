@@ -27,7 +27,9 @@ from ..preprocessing import (
     restore_labels,
     roi_box,
 )
+from .backends import network_backend
 from .postprocess import apply_postprocessing
+from .prefetch import prefetched
 from .sliding_window import sliding_window
 from .tuning import POSTPROCESSING_FILE
 
@@ -45,7 +47,7 @@ class PredictionRecord:
 class Predictor:
     """Loads a run folder once; ``predict_image`` maps a CT :class:`Image` to a :class:`LabelMap`."""
 
-    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None) -> None:
+    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch") -> None:
         run = Path(run_dir)
         if not run.is_dir():
             raise RunFolderError(f"{run}: run folder not found; give the folder written by `ctseg train -o`")
@@ -62,6 +64,7 @@ class Predictor:
             weights = run / "model_best.pt"
         self.device = torch.device(device)
         self.model, self.spec = load_model(weights, self.device)
+        self.network = network_backend(self.model, self.plan.patch_size, backend, self.device)  # what the sliding window calls
         self.step = cfg.predict.step if step is None else step
         if not 0 < self.step <= 1:
             raise InputError(f"step must be in (0, 1], got {self.step}")
@@ -76,7 +79,7 @@ class Predictor:
             locator = run / LOCATOR_DIR
             if not (locator / "plan.json").is_file():
                 raise RunFolderError(f"{run}: this cascade run has no {LOCATOR_DIR}/ run folder; train it again")
-            self.locator = Predictor(locator, device=device, step=step, tta=False)
+            self.locator = Predictor(locator, device=device, step=step, tta=False, backend=backend)
 
     def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, CaseGeometry]:
         """Class probabilities on the preprocessed grid and the geometry to undo it."""
@@ -85,7 +88,7 @@ class Predictor:
             located = self.locator.predict_image(image)
             box = roi_box(located.array > 0, image.affine, self.plan.roi_margin_mm)  # None: nothing found
         array, geometry = preprocess_image(image, self.plan, box)
-        probs = sliding_window(array[None], self.model, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
+        probs = sliding_window(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
         probs = apply_postprocessing(probs, self.plan.spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3)
         return probs, geometry
 
@@ -127,17 +130,24 @@ def predict(
     progress: bool = True,
     output_format: str = "nifti",
     series: str | int | None = None,
+    backend: str = "torch",
 ) -> list[PredictionRecord]:
     """Predict one NIfTI file, every NIfTI file in a folder, or one DICOM series folder (``series``
     picks one of several); outputs are uint8 label NIfTI files on each input's exact grid (same
     shape, affine and header geometry), or with ``output_format`` "dicom-seg" / "rtstruct" (DICOM
-    input only) a DICOM-SEG / RTSTRUCT referencing the series; written atomically."""
+    input only) a DICOM-SEG / RTSTRUCT referencing the series; written atomically. ``backend``
+    "onnx" runs the network on onnxruntime (CPU) with the same sliding window and post-processing."""
     pairs = _plan_outputs(Path(input_path), Path(output), output_format)
-    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint)
+    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend)
     records = []
-    for src, dst in tqdm(pairs, desc="predict", unit="case", disable=not progress or len(pairs) == 1):
+    def read(pair: tuple[Path, Path]) -> Image:
+        src = pair[0]
+        return read_image(src, series=None if series is None or not src.is_dir() else str(series), dtype=np.float32)
+
+    # the next case is read in a thread while this one is predicted
+    for (src, dst), get_image in tqdm(prefetched(pairs, read), total=len(pairs), desc="predict", unit="case", disable=not progress or len(pairs) == 1):
         start = time.perf_counter()
-        image = read_image(src, series=None if series is None or not src.is_dir() else str(series), dtype=np.float32)
+        image = get_image()
         labels = predictor.predict_image(image, progress=progress and len(pairs) == 1)
         write_label_output(labels, image, dst, output_format, predictor.labels)
         records.append(PredictionRecord(case_id_from_path(src), src, dst, time.perf_counter() - start))

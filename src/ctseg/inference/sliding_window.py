@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -48,7 +48,7 @@ def _mirror_sets(tta: bool | Sequence[int]) -> list[tuple[int, ...]]:
 @torch.inference_mode()
 def sliding_window(
     volume: np.ndarray,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
     patch: Sequence[int],
     num_classes: int,
     *,
@@ -65,6 +65,8 @@ def sliding_window(
     Gaussian and the weighted sum is divided by the summed weights. ``tta`` averages the
     predictions of mirrored inputs (True: all 8 flips of the 3 axes; or a tuple of axes).
     Volumes smaller than the patch are padded with ``pad_value`` (default: their minimum).
+    ``model`` is a torch module or any callable mapping a (B, 1, *patch) float32 tensor to
+    (B, C, *patch) logits (e.g. :class:`~ctseg.inference.export.OnnxNetwork`).
     """
     from tqdm.auto import tqdm
 

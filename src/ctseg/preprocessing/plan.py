@@ -127,7 +127,7 @@ def make_plan(fingerprint: dict[str, Any], settings: PlanSettings, *, roi: bool 
         spacing=tuple(round(float(s), 4) for s in spacing),  # type: ignore[arg-type]
         patch_size=tuple(int(p) for p in patch),  # type: ignore[arg-type]
         median_shape=tuple(int(s) for s in median_shape),  # type: ignore[arg-type]
-        normalization=normalization_params(fingerprint, settings.normalization, settings.window),
+        normalization=normalization_params(fingerprint, settings.normalization, settings.window, equalize=settings.histogram_equalization),
         crop_threshold_hu=settings.crop_threshold_hu,
         labels=labels,
         network={"features": features, "strides": strides, "kernel_sizes": kernels},

@@ -3,6 +3,7 @@ exact resume, a time budget and progress bars."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._fileio import read_json, write_json
+from .._fileio import read_json, write_json, write_text
 from ..config import Config, read_run_config
 from ..data import PatchSampler
 from ..errors import RunFolderError
@@ -25,6 +26,7 @@ from ..preprocessing import LOCATOR_DIR, load_preprocessed
 from .cascade import locator_config, share_fingerprint
 from .checkpoint import capture_rng, load_state, restore_rng, save_state
 from .curves import plot_history
+from .determinism import deterministic_mode, seed_everything
 from .logging import open_tensorboard
 from .optim import create_optimizer, scheduled_lr, set_lr
 from .run import RunFolder, prepare_run
@@ -61,7 +63,7 @@ class Trainer:
         t = self.cfg.train
         if t.num_threads > 0:
             torch.set_num_threads(t.num_threads)
-        torch.manual_seed(t.seed)
+        seed_everything(t.seed)
         self.rng = np.random.default_rng(t.seed)
         plan = run.plan
         self.labels = plan.labels
@@ -74,8 +76,9 @@ class Trainer:
         base = create_loss(t.loss, **t.loss_kwargs)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
         self.sampler = PatchSampler(_load_cases(run, run.train_ids), plan.patch_size, t.batch_size, t.foreground_fraction, t.augment)
-        self.validation = ValidationSet(_load_cases(run, run.val_ids), plan.patch_size, t.val_patches_per_case, plan.labels, seed=t.seed)
+        self.validation = ValidationSet(_load_cases(run, run.val_ids), t.val_patch_size or plan.patch_size, t.val_patches_per_case, plan.labels, seed=t.seed)
         self.epoch, self.iteration, self.elapsed = 0, 0, 0.0
+        self.epoch_step, self.epoch_losses = 0, list[float]()  # position inside the current epoch (mid-epoch resume)
         self.best, self.ema = -1.0, None
         self.history: list[dict[str, Any]] = []
         self._last_tick = self._last_plot = time.perf_counter()
@@ -92,6 +95,9 @@ class Trainer:
             "best": self.best,
             "ema": -1.0 if self.ema is None else self.ema,
             "rng": capture_rng(self.rng),
+            "epoch_step": self.epoch_step,
+            "epoch_losses": torch.tensor(self.epoch_losses, dtype=torch.float64),
+            "history": json.dumps(self.history),
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -104,8 +110,13 @@ class Trainer:
         self.elapsed, self.best = float(state["elapsed"]), float(state["best"])
         self.ema = None if state["ema"] < 0 else float(state["ema"])
         restore_rng(self.rng, state["rng"])
+        self.epoch_step = int(state.get("epoch_step", 0))
+        self.epoch_losses = [float(v) for v in state.get("epoch_losses", torch.zeros(0)).tolist()]
         hist = self.run.path / "history.json"
-        self.history = read_json(hist) if hist.is_file() else []
+        if "history" in state:  # the checkpoint's own copy: history.json may lag a kill
+            self.history = json.loads(state["history"])
+        else:
+            self.history = read_json(hist) if hist.is_file() else []
 
     def save(self) -> None:
         save_state(self.run.path / "checkpoint_last.pt", self.state())
@@ -149,11 +160,13 @@ class Trainer:
 
     def _epoch(self) -> dict[str, Any]:
         t = self.cfg.train
-        losses = []
-        bar = tqdm(range(t.iterations_per_epoch), desc=f"epoch {self.epoch + 1}/{t.epochs}", unit="it", leave=False, disable=not self.progress)
+        losses = self.epoch_losses  # non-empty when resuming mid-epoch
+        start = min(self.epoch_step, t.iterations_per_epoch)
+        bar = tqdm(range(start, t.iterations_per_epoch), desc=f"epoch {self.epoch + 1}/{t.epochs}", unit="it", leave=False, disable=not self.progress)
         last_ckpt = time.perf_counter()
         for _ in bar:
             losses.append(self._step())
+            self.epoch_step += 1
             self._tick()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
             if self._last_tick - last_ckpt > 60 * t.checkpoint_minutes:
@@ -164,6 +177,7 @@ class Trainer:
         bar.close()
         val = self.validation.evaluate(self.model, self.device)
         self.epoch += 1
+        self.epoch_step, self.epoch_losses = 0, []
         return {"epoch": self.epoch, "iteration": self.iteration, "train_loss": float(np.mean(losses)), "val_loss": val["loss"], "val_dice": val["dice"], "lr": self.optimizer.param_groups[0]["lr"], "elapsed_s": round(self.elapsed, 1)}
 
     def _after_epoch(self, record: dict[str, Any]) -> None:
@@ -184,8 +198,8 @@ class Trainer:
         self._tick()
         dice = " ".join(f"{k}={v:.3f}" for k, v in record["val_dice"].items())
         line = f"epoch {record['epoch']:>4}  loss {record['train_loss']:.4f}  val {record['val_loss']:.4f}  dice {dice}  lr {record['lr']:.2e}  {record['elapsed_s']:.0f}s"
-        with open(self.run.path / "train_log.txt", "a", encoding="utf-8") as log:
-            log.write(line + "\n")
+        log = self.run.path / "train_log.txt"  # rewritten whole (atomic): a kill never leaves half a line
+        write_text(log, (log.read_text(encoding="utf-8") if log.is_file() else "") + line + "\n")
         if self.progress:
             tqdm.write(line)
             sys.stdout.flush()
@@ -239,7 +253,8 @@ def train(
             train(dataset_dir, locator, None if started else locator_config(config), resume=started, device=device, progress=progress, workers=workers, skip_bad=skip_bad)
         share_fingerprint(locator, run_dir)
     run = prepare_run(dataset_dir, run_dir, config, progress=progress, workers=workers, skip_bad=skip_bad)
-    trainer = Trainer(run, device=device, progress=progress)
-    if resume and last.is_file():
-        trainer.load(load_state(last))
-    return trainer.fit()
+    with deterministic_mode(config.train.deterministic, config.train.num_threads):
+        trainer = Trainer(run, device=device, progress=progress)
+        if resume and last.is_file():
+            trainer.load(load_state(last))
+        return trainer.fit()

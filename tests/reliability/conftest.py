@@ -1,0 +1,73 @@
+"""Shared tiny fixtures of the reliability suite: one synthetic dataset, tiny training settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ctseg.cli import main
+
+#: A network and plan small enough that an iteration takes milliseconds.
+TINY = [
+    "--set", "plan.max_median_voxels=30000",
+    "--set", "plan.max_patch_voxels=4096",
+    "--set", "plan.base_features=4",
+    "--set", "plan.max_features=8",
+    "--set", "plan.max_stages=2",
+    "--set", "train.iterations_per_epoch=4",
+    "--set", "train.val_patches_per_case=1",
+    "--set", "train.tensorboard=false",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A 3-case synthetic pancreas dataset (64^2 in-plane) with 2 test images."""
+    data = tmp_path_factory.mktemp("reliability") / "data"
+    assert (
+        main(
+            [
+                "synth",
+                str(data),
+                "--task",
+                "pancreas",
+                "--cases",
+                "3",
+                "--test-cases",
+                "2",
+                "--seed",
+                "5",
+                "--matrix",
+                "64",
+            ]
+        )
+        == 0
+    )
+    return data
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """A deterministic one-epoch run folder on ``tiny_data``."""
+    run = tmp_path_factory.mktemp("reliability_run") / "run"
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_data),
+                "-o",
+                str(run),
+                "--preset",
+                "cpu",
+                "--epochs",
+                "1",
+                "--seed",
+                "1",
+                "--deterministic",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    return run
