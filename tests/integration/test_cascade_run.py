@@ -7,7 +7,7 @@ import json
 
 import nibabel as nib
 import numpy as np
-from tests.integration.test_pipeline import TINY
+from tests.tiny import TINY
 
 from ctseg.cli import main
 from ctseg.inference import Predictor

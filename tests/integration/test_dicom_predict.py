@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from tests.conftest import shared_file
+from tests.tiny import TINIER, synth_and_train
 
 from ctseg.cli import main
 from ctseg.io import read_dicom_seg, read_dicom_series, read_nifti, read_rtstruct
@@ -18,23 +19,10 @@ from ctseg.io.orientation import reorient
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-TINY = [
-    "--set", "plan.max_median_voxels=30000",
-    "--set", "plan.max_patch_voxels=4096",
-    "--set", "plan.base_features=4",
-    "--set", "plan.max_features=8",
-    "--set", "plan.max_stages=2",
-    "--set", "train.iterations_per_epoch=2",
-    "--set", "train.val_patches_per_case=1",
-]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("dicom_e2e")
-    data, run = root / "data", root / "run"
-    assert main(["synth", str(data), "--task", "liver", "--cases", "2", "--test-cases", "1", "--seed", "5", "--matrix", "32"]) == 0
-    assert main(["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", *TINY]) == 0
+    tiny = synth_and_train(tmp_path_factory.mktemp("dicom_e2e"), task="liver", cases=2, test_cases=1, seed=5, matrix=32, settings=TINIER)
+    root, data, run = tiny["root"], tiny["data"], tiny["run"]
     # the test case cropped to 24 slices and stored LAS (left-handed: the DICOM series stacks it
     # the other way round, so every comparison below crosses a k reversal)
     src = nib.load(sorted((data / "imagesTs").glob("*.nii.gz"))[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.tiny import synth_and_train
 
 from ctseg.cli import main
 from ctseg.inference import Predictor
@@ -16,24 +17,9 @@ from ctseg.io import read_nifti
 pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 pytest.importorskip("onnx", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 
-TINY = [
-    "--set", "plan.max_median_voxels=60000",
-    "--set", "plan.max_patch_voxels=8192",
-    "--set", "plan.base_features=4",
-    "--set", "plan.max_features=16",
-    "--set", "plan.max_stages=3",
-    "--set", "train.iterations_per_epoch=3",
-    "--set", "train.val_patches_per_case=2",
-]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("onnx")
-    data, run = root / "data", root / "run"
-    assert main(["synth", str(data), "--task", "pancreas", "--cases", "2", "--test-cases", "1", "--seed", "5", "--matrix", "64"]) == 0
-    assert main(["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", *TINY]) == 0
-    return {"root": root, "data": data, "run": run}
+    return synth_and_train(tmp_path_factory.mktemp("onnx"), task="pancreas", cases=2, test_cases=1, seed=5, matrix=64)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

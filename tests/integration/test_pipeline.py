@@ -17,29 +17,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 from tests.conftest import shared_file
+from tests.tiny import synth_and_train
 
 from ctseg.cli import main
 from ctseg.inference import Predictor
 from ctseg.io import Image, read_nifti
 
-TINY = [
-    "--set", "plan.max_median_voxels=60000",
-    "--set", "plan.max_patch_voxels=8192",
-    "--set", "plan.base_features=4",
-    "--set", "plan.max_features=16",
-    "--set", "plan.max_stages=3",
-    "--set", "train.iterations_per_epoch=3",
-    "--set", "train.val_patches_per_case=2",
-]  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("e2e")
-    data, run = root / "data", root / "run"
-    assert main(["synth", str(data), "--task", "pancreas", "--cases", "3", "--test-cases", "2", "--seed", "3", "--matrix", "64"]) == 0
-    assert main(["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", *TINY]) == 0
-    return {"root": root, "data": data, "run": run}
+    return synth_and_train(tmp_path_factory.mktemp("e2e"), task="pancreas", cases=3, test_cases=2, seed=3, matrix=64)
 
 
 def test_run_folder_holds_everything_needed_to_predict(tiny) -> None:

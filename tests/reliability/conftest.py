@@ -7,18 +7,10 @@ from pathlib import Path
 import pytest
 
 from ctseg.cli import main
+from tests.tiny import tiny_settings
 
 #: A network and plan small enough that an iteration takes milliseconds.
-TINY = [
-    "--set", "plan.max_median_voxels=30000",
-    "--set", "plan.max_patch_voxels=4096",
-    "--set", "plan.base_features=4",
-    "--set", "plan.max_features=8",
-    "--set", "plan.max_stages=2",
-    "--set", "train.iterations_per_epoch=4",
-    "--set", "train.val_patches_per_case=1",
-    "--set", "train.tensorboard=false",
-]  # fmt: skip
+TINY = [*tiny_settings(voxels=30000, patch_voxels=4096, features=8, stages=2, iterations=4, val_patches=1), "--set", "train.tensorboard=false"]
 
 
 @pytest.fixture(scope="session")
