@@ -65,15 +65,24 @@ def _cmd_train(a: argparse.Namespace) -> None:
         print("post-processing chosen on the validation cases (remove regions under mm^3, 0 = off): " + ", ".join(f"label {k}: {v:g}" for k, v in chosen.items()))
 
 
-def _cmd_predict(a: argparse.Namespace) -> None:
+def _cmd_predict(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .inference import predict
 
-    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series, backend=a.backend)
+    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series, backend=a.backend, overwrite=a.overwrite)
+    done = [r for r in records if r.status == "done"]
     for r in records:
-        print(f"{r.case_id}: {r.output} ({r.seconds:.1f} s)")
-    if len(records) > 1:
-        times = sorted(r.seconds for r in records)
-        print(f"{len(records)} cases in {sum(times):.1f} s: per case median {times[len(times) // 2]:.1f} s, min {times[0]:.1f} s, max {times[-1]:.1f} s (slowest: {max(records, key=lambda r: r.seconds).case_id})")
+        detail = {"done": f"({r.seconds:.1f} s)", "skipped": "(already there; --overwrite to redo)", "failed": f"FAILED: {r.error}"}[r.status]
+        print(f"{r.case_id}: {r.output} {detail}")
+    if len(done) > 1:
+        times = sorted(r.seconds for r in done)
+        print(f"{len(done)} cases in {sum(times):.1f} s: per case median {times[len(times) // 2]:.1f} s, min {times[0]:.1f} s, max {times[-1]:.1f} s (slowest: {max(done, key=lambda r: r.seconds).case_id})")
+    failed = [r for r in records if r.status == "failed"]
+    if failed:
+        print(f"ctseg: error: {len(failed)} of {len(records)} cases failed ({', '.join(r.case_id for r in failed)}); the log is in {Path(a.output) / 'predict_log.json'}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_export(a: argparse.Namespace) -> None:
@@ -216,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["nifti", "dicom-seg", "rtstruct"], default="nifti", help="output format; dicom-seg and rtstruct need a DICOM series input (default nifti)")
     r.add_argument("--series", default=None, metavar="UID|INDEX", help="which series of a DICOM folder that holds several")
     r.add_argument("-m", "--model", required=True, help="run folder written by `ctseg train`")
+    r.add_argument("--overwrite", action="store_true", help="for a folder: predict cases whose output already exists too")
     r.add_argument("--step", type=float, default=None, help="tile step as a fraction of the patch (default 0.5)")
     r.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8 flips)")
     r.add_argument("--checkpoint", choices=["final", "best"], default=None)

@@ -10,13 +10,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._fileio import read_json
+from .._fileio import read_json, write_json
 from ..config import read_run_config
-from ..errors import InputError, RunFolderError
+from ..errors import CtsegError, InputError, RunFolderError
 from ..io.datasets import case_id_from_path, list_images
 from ..io.image import Image, LabelMap
 from ..io.nifti import is_nifti
-from ..io.outputs import check_output_format, is_dicom_series_input, output_path, write_label_output
+from ..io.outputs import (
+    check_output_format,
+    is_dicom_series_input,
+    output_is_valid,
+    output_path,
+    safe_name,
+    write_label_output,
+)
 from ..io.reader import image_suffix, read_image
 from ..models.persist import load_model
 from ..preprocessing import (
@@ -33,15 +40,20 @@ from .prefetch import prefetched
 from .sliding_window import sliding_window
 from .tuning import POSTPROCESSING_FILE
 
-__all__ = ["Predictor", "predict", "PredictionRecord"]
+__all__ = ["Predictor", "predict", "PredictionRecord", "LOG_FILE"]
 
 
 @dataclass(frozen=True)
 class PredictionRecord:
+    """One case of a prediction run: ``status`` is "done", "skipped" (a valid output was already
+    there) or "failed" (``error`` says why; only when predicting a folder)."""
+
     case_id: str
     input: Path
     output: Path
     seconds: float
+    status: str = "done"
+    error: str = ""
 
 
 class Predictor:
@@ -111,10 +123,10 @@ def _plan_outputs(input_path: Path, output: Path, fmt: str = "nifti") -> list[tu
             raise InputError(f"{input_path}: no image files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) or DICOM series in this folder")
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: is a file; give an output folder for a folder of inputs")
-        return [(f, output / f"{case_id_from_path(f)}.nii.gz") for f in files]
+        return [(f, output / f"{safe_name(case_id_from_path(f))}.nii.gz") for f in files]
     if image_suffix(input_path) is None:
         raise InputError(f"{input_path}: not an image file (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) or DICOM series folder")
-    target = output if is_nifti(output) else output / f"{case_id_from_path(input_path)}.nii.gz"
+    target = output if is_nifti(output) else output / f"{safe_name(case_id_from_path(input_path))}.nii.gz"
     return [(input_path, target)]
 
 
@@ -131,15 +143,28 @@ def predict(
     output_format: str = "nifti",
     series: str | int | None = None,
     backend: str = "torch",
+    overwrite: bool = False,
 ) -> list[PredictionRecord]:
     """Predict one NIfTI file, every NIfTI file in a folder, or one DICOM series folder (``series``
     picks one of several); outputs are uint8 label NIfTI files on each input's exact grid (same
     shape, affine and header geometry), or with ``output_format`` "dicom-seg" / "rtstruct" (DICOM
     input only) a DICOM-SEG / RTSTRUCT referencing the series; written atomically. ``backend``
-    "onnx" runs the network on onnxruntime (CPU) with the same sliding window and post-processing."""
+    "onnx" runs the network on onnxruntime (CPU) with the same sliding window and post-processing.
+
+    A folder of images is a cohort: cases whose output already exists and reads completely are
+    skipped (``overwrite`` redoes them), a case that fails is recorded and the others go on, and
+    ``predict_log.json`` in the output folder lists what was done, skipped and failed (with the
+    error) and the times. A single file or series raises its error instead.
+    """
     pairs = _plan_outputs(Path(input_path), Path(output), output_format)
+    cohort = Path(input_path).is_dir() and not is_dicom_series_input(Path(input_path))
     predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend)
-    records = []
+    records: list[PredictionRecord] = []
+    if cohort and not overwrite:
+        done = [(s, d) for s, d in pairs if output_is_valid(d, output_format, _nifti_shape(s))]
+        records += [PredictionRecord(case_id_from_path(s), s, d, 0.0, "skipped") for s, d in done]
+        pairs = [p for p in pairs if p not in done]
+    started = time.perf_counter()
     def read(pair: tuple[Path, Path]) -> Image:
         src = pair[0]
         return read_image(src, series=None if series is None or not src.is_dir() else str(series), dtype=np.float32)
@@ -147,8 +172,44 @@ def predict(
     # the next case is read in a thread while this one is predicted
     for (src, dst), get_image in tqdm(prefetched(pairs, read), total=len(pairs), desc="predict", unit="case", disable=not progress or len(pairs) == 1):
         start = time.perf_counter()
-        image = get_image()
-        labels = predictor.predict_image(image, progress=progress and len(pairs) == 1)
-        write_label_output(labels, image, dst, output_format, predictor.labels)
+        try:
+            image = get_image()
+            labels = predictor.predict_image(image, progress=progress and len(pairs) == 1)
+            write_label_output(labels, image, dst, output_format, predictor.labels)
+        except Exception as exc:  # a cohort goes on past a bad case; one case reports it  # noqa: BLE001
+            if not cohort:
+                raise
+            error = str(exc) if isinstance(exc, CtsegError) else f"{type(exc).__name__}: {exc}"
+            records.append(PredictionRecord(case_id_from_path(src), src, dst, time.perf_counter() - start, "failed", error))
+            continue
         records.append(PredictionRecord(case_id_from_path(src), src, dst, time.perf_counter() - start))
+    if cohort:
+        _write_log(Path(output) / LOG_FILE, records, run_dir, time.perf_counter() - started)
     return records
+
+
+LOG_FILE = "predict_log.json"
+
+
+def _nifti_shape(path: Path) -> tuple[int, ...] | None:
+    """The input's shape from its NIfTI header (cheap), to check an existing output against."""
+    if not is_nifti(path):
+        return None
+    try:
+        import nibabel as nib
+
+        return tuple(nib.load(str(path)).shape[:3])
+    except Exception:  # an unreadable input fails later, with its own message  # noqa: BLE001
+        return None
+
+
+def _write_log(path: Path, records: list[PredictionRecord], run_dir: str | Path, seconds: float) -> None:
+    def row(r: PredictionRecord) -> dict:
+        out = {"case": r.case_id, "input": str(r.input), "output": str(r.output), "seconds": round(r.seconds, 2)}
+        return {**out, "error": r.error} if r.status == "failed" else out
+
+    write_json(path, {
+        "run": str(Path(run_dir).resolve()),
+        "seconds": round(seconds, 2),
+        **{status: [row(r) for r in records if r.status == status] for status in ("done", "skipped", "failed")},
+    })

@@ -16,7 +16,7 @@ from .dicom import is_dicom_folder
 from .image import Image, LabelMap
 from .nifti import is_nifti, write_nifti
 
-__all__ = ["OUTPUT_FORMATS", "output_suffix", "is_dicom_series_input", "check_output_format", "output_path", "write_label_output"]
+__all__ = ["OUTPUT_FORMATS", "output_suffix", "is_dicom_series_input", "check_output_format", "output_path", "write_label_output", "safe_name", "output_is_valid"]
 
 #: Output formats of ``ctseg predict --format``.
 OUTPUT_FORMATS = ("nifti", "dicom-seg", "rtstruct")
@@ -50,13 +50,43 @@ def check_output_format(fmt: str, input_path: str | Path) -> None:
         )
 
 
+def safe_name(name: str) -> str:
+    """A file name made from a case id or DICOM metadata that cannot leave its folder: path
+    separators and characters outside ``A-Z a-z 0-9 . _ -`` become ``_``, leading dots are dropped
+    (no ``..``, no hidden files), and an empty result becomes ``case``."""
+    cleaned = "".join(c if (c.isascii() and (c.isalnum() or c in "._-")) else "_" for c in str(name))
+    cleaned = cleaned.lstrip(".")
+    return cleaned[:200] or "case"
+
+
+def output_is_valid(path: str | Path, fmt: str, shape: tuple[int, ...] | None = None) -> bool:
+    """Whether a finished prediction is already at ``path``: it reads completely (a truncated file
+    does not) and, for NIfTI with ``shape`` given, has that shape."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        if fmt == "nifti":
+            import nibabel as nib
+
+            img = nib.load(str(path))
+            data = np.asarray(img.dataobj)
+            return data.ndim == 3 and (shape is None or tuple(data.shape) == tuple(shape))
+        import pydicom
+
+        pydicom.dcmread(str(path))
+        return True
+    except Exception:  # any read failure means "not a finished output"  # noqa: BLE001
+        return False
+
+
 def output_path(input_path: str | Path, output: str | Path, case_id: str, fmt: str) -> Path:
     """Where one case's prediction goes: ``output`` itself when it ends with the format's suffix
     (``.nii``/``.nii.gz`` for NIfTI, ``.dcm`` for DICOM), else ``output/<case_id><suffix>``."""
     output = Path(output)
     suffix = output_suffix(fmt)
     named = is_nifti(output) if fmt == "nifti" else output.name.lower().endswith(suffix)
-    return output if named else output / f"{case_id}{suffix}"
+    return output if named else output / f"{safe_name(case_id)}{suffix}"
 
 
 def write_label_output(labels: LabelMap, image: Image, path: str | Path, fmt: str, names: Mapping[int, str]) -> Path:
