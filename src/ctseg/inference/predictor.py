@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._fileio import read_json, write_json
+from .._resources import check_memory
 from ..config import read_run_config
 from ..errors import CtsegError, InputError, RunFolderError
 from ..io.datasets import case_id_from_path, list_images
@@ -41,6 +42,8 @@ from .sliding_window import sliding_window
 from .tuning import POSTPROCESSING_FILE
 
 __all__ = ["Predictor", "predict", "PredictionRecord", "LOG_FILE"]
+
+_MEMORY_FIX = "free memory, predict on a larger machine, or train a run with a coarser plan (plan.target_spacing or plan.max_median_voxels)"
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,12 @@ class Predictor:
         if self.locator is not None:
             located = self.locator.predict_image(image)
             box = roi_box(located.array > 0, image.affine, self.plan.roi_margin_mm)  # None: nothing found
+        check_memory(image.array.size * 4 * 3, f"preprocessing {image.meta.get('path', 'the image')}", _MEMORY_FIX)
         array, geometry = preprocess_image(image, self.plan, box)
+        crop_voxels = float(np.prod([hi - lo for lo, hi in geometry.crop]))
+        # stitched probabilities + weights + a padded copy, then per-class resampling to the crop
+        need = 4.0 * array.size * (self.plan.num_classes + 2) + 4.0 * self.plan.num_classes * crop_voxels
+        check_memory(need, f"predicting {image.meta.get('path', 'the image')}", _MEMORY_FIX)
         probs = sliding_window(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
         probs = apply_postprocessing(probs, self.plan.spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3)
         return probs, geometry

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import __version__
 from .._fileio import read_json, write_json, write_text
+from .._resources import check_disk
 from ..config import Config
 from ..errors import DatasetError
 from ..io.datasets import Dataset, load_dataset
@@ -69,6 +70,8 @@ def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *,
         plan = make_plan(fingerprint, config.plan, roi=config.cascade.enabled)
         write_json(plan_path, plan.to_dict())
     write_json(run / "dataset.json", {"name": dataset.name, "labels": {str(k): v for k, v in dataset.labels.items()}, "source": str(Path(dataset_dir).resolve())})
+    if not (run / "preprocessed").is_dir():  # the cache: float32 image + uint8 labels per case
+        _check_cache_disk(run, fingerprint, plan)
     ids = preprocess_dataset(dataset, plan, run / "preprocessed", workers=workers, progress=progress)
     split_path = run / "split.json"
     if split_path.is_file():
@@ -101,6 +104,14 @@ def _verified_dataset(dataset_dir: str | Path, run: Path, *, skip_bad: bool, pro
         if not report.ok:
             print(f"--skip-bad: leaving out {len(report.bad_case_ids)} case(s): {', '.join(sorted(report.bad_case_ids))}")
     return dataset, [{"case": r.case, "file": r.file, "problem": r.problem} for r in report.rows]
+
+
+def _check_cache_disk(run: Path, fingerprint: dict[str, Any], plan: Plan) -> None:
+    """Refuse to start a preprocessing cache that the disk cannot hold (estimated from the
+    fingerprint's cropped sizes resampled to the plan's spacing; 5 bytes per voxel)."""
+    target = np.asarray(plan.spacing, dtype=np.float64)
+    voxels = sum(float(np.prod(np.asarray(c["cropped_shape"]) * np.asarray(c["spacing"]) / target)) for c in fingerprint["cases"])
+    check_disk(run, 5.0 * voxels, "the preprocessing cache", "free disk space, choose another -o folder, or a coarser plan (plan.target_spacing or plan.max_median_voxels)")
 
 
 def _versions() -> dict[str, Any]:

@@ -1,0 +1,49 @@
+"""Memory and disk checks made before large work, so that a run stops with a message naming the
+setting to change instead of being killed by the operating system halfway."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .errors import InputError
+
+__all__ = ["available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
+
+_GIB = 2**30
+
+
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` from /proc/meminfo (what can be allocated without swapping), or ``None``
+    where it cannot be read (then no memory check is made)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def free_disk_bytes(folder: str | os.PathLike[str]) -> int:
+    """Free bytes on the file system that holds ``folder`` (or its nearest existing parent)."""
+    path = Path(folder).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_memory(need_bytes: float, what: str, fix: str) -> None:
+    """Refuse ``what`` when it needs more memory than is available; ``fix`` says what to change."""
+    available = available_memory_bytes()
+    if available is not None and need_bytes > available:
+        raise InputError(f"{what} needs about {need_bytes / _GIB:.1f} GiB of memory but {available / _GIB:.1f} GiB is available; {fix}")
+
+
+def check_disk(folder: str | os.PathLike[str], need_bytes: float, what: str, fix: str) -> None:
+    """Refuse ``what`` when ``folder``'s file system has less free space than it needs (plus 5 %)."""
+    free = free_disk_bytes(folder)
+    if need_bytes * 1.05 > free:
+        raise InputError(f"{what} needs about {need_bytes / _GIB:.1f} GiB of disk in {folder} but {free / _GIB:.1f} GiB is free; {fix}")
