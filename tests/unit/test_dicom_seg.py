@@ -140,3 +140,33 @@ def test_segment_codes() -> None:
     assert segment_codes("pancreas")[1][0] == "15776009"
     assert segment_codes("liver tumour") == (("49755003", "Morphologically Abnormal Structure"), ("108369006", "Neoplasm"))
     assert segment_codes("something") == (("85756007", "Tissue"), ("85756007", "Tissue"))
+
+
+_PRIVATE = {"InstitutionName": "St Example Hospital", "InstitutionAddress": "1 Example Road", "OperatorsName": "Doe^Operator",
+            "PatientAddress": "2 Private Lane", "OtherPatientIDs": "ALT-123", "PatientTelephoneNumbers": "555-0100",
+            "ReferringPhysicianName": "Roe^Referrer", "PerformingPhysicianName": "Poe^Performer"}  # fmt: skip
+
+
+def test_seg_and_rtstruct_carry_only_the_patient_and_study_identifiers(tmp_path) -> None:
+    from ctseg.io.rtstruct import write_rtstruct
+
+    series = tmp_path / "ct"
+    series.mkdir()
+    for path in sorted(shared_file(CT3).iterdir()):  # the dcmqi CT with identifying tags added
+        ds = pydicom.dcmread(path)
+        for keyword, value in _PRIVATE.items():
+            setattr(ds, keyword, value)
+        ds.save_as(series / path.name)
+    ct = read_dicom_series(series)
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[200:260, 200:260, :] = 1
+    names = {0: "background", 1: "liver"}
+    seg = write_dicom_seg(LabelMap(labels, ct.affine), series, tmp_path / "seg.dcm", names)
+    rt = write_rtstruct(LabelMap(labels, ct.affine), series, tmp_path / "rt.dcm", names)
+    source = pydicom.dcmread(next(series.iterdir()), stop_before_pixels=True)
+    for out in (seg, rt):
+        ds = pydicom.dcmread(out)
+        assert (ds.PatientID, str(ds.PatientName), ds.StudyInstanceUID) == (source.PatientID, str(source.PatientName), source.StudyInstanceUID)
+        leaked = {k for k, v in _PRIVATE.items() if str(getattr(ds, k, "") or "") == v}
+        text = str(ds)
+        assert not leaked and not any(v in text for v in _PRIVATE.values()), f"{out.name} carries {leaked}"

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InputError
 from .image import Image
 
-__all__ = ["SeriesReference", "load_reference", "nearest_onto_grid", "check_on_grid"]
+__all__ = ["SeriesReference", "load_reference", "nearest_onto_grid", "check_on_grid", "strip_source_details"]
 
 _REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
 
@@ -123,3 +123,28 @@ def nearest_onto_grid(array: np.ndarray, affine: np.ndarray, shape: Sequence[int
         values[ok] = array[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
         out[:, :, k] = values.reshape(int(shape[0]), int(shape[1]), *array.shape[3:])
     return out
+
+
+# Person and place attributes a source series may hold besides the patient and study identifiers.
+_NOT_COPIED = (
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "OperatorsName",
+    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "PhysiciansOfRecord", "RequestingPhysician",
+    "PatientAddress", "PatientTelephoneNumbers", "OtherPatientIDs", "OtherPatientNames", "PatientMotherBirthName",
+    "MilitaryRank", "EthnicGroup", "Occupation", "AdditionalPatientHistory", "PatientComments",
+)  # fmt: skip
+
+
+def strip_source_details(ds: Any) -> None:
+    """Keep only the patient and study identifiers of the source in a derived object (SEG,
+    RTSTRUCT): person and place attributes are removed at every nesting level (highdicom copies
+    the source's institution into the contributing-equipment item, for one), and the referring
+    physician (type 2 in the study module) is emptied."""
+    for keyword in _NOT_COPIED:
+        if keyword in ds:
+            delattr(ds, keyword)
+    if "ReferringPhysicianName" in ds:
+        ds.ReferringPhysicianName = ""
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                strip_source_details(item)

@@ -3,7 +3,7 @@
 A SEG written here references every slice of its source CT series, holds one BINARY segment per
 label present in the label map (numbered 1..n in label order) with its name, a SNOMED CT category
 and type code and the algorithm (ctseg and its version). Only the patient and study identifiers
-of the source are copied (highdicom does this); the SEG gets its own series and instance UIDs.
+of the source are copied (highdicom does this; person and place attributes are dropped); the SEG gets its own series and instance UIDs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import numpy as np
 
 from .._fileio import atomic_path
 from ..errors import InputError
-from ._dicom_reference import SeriesReference, check_on_grid, load_reference, nearest_onto_grid
+from ._dicom_reference import (
+    SeriesReference,
+    check_on_grid,
+    load_reference,
+    nearest_onto_grid,
+    strip_source_details,
+)
 from .dicom import LPS_TO_RAS
 from .image import Image, LabelMap
 
@@ -138,6 +144,7 @@ def write_dicom_seg(
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"{reference.source}: cannot build a DICOM-SEG on this series ({exc})") from None
     seg.SeriesDescription = series_description[:64]
+    strip_source_details(seg)
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         seg.save_as(tmp)

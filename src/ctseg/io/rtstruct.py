@@ -21,7 +21,7 @@ import numpy as np
 
 from .._fileio import atomic_path
 from ..errors import InputError
-from ._dicom_reference import check_on_grid, load_reference
+from ._dicom_reference import check_on_grid, load_reference, strip_source_details
 from .dicom import LPS_TO_RAS
 from .image import Image, LabelMap
 
@@ -133,6 +133,7 @@ def write_rtstruct(
         obs.ROIInterpreter = ""
         ds.RTROIObservationsSequence.append(obs)
     out_path = Path(out_path)
+    strip_source_details(ds)
     with atomic_path(out_path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
     return out_path
