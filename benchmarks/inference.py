@@ -25,6 +25,7 @@ few iterations (``--run`` reuses a run folder instead). Run it niced::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import resource
@@ -182,8 +183,12 @@ def run_case(label: str, path: Path, predictors: dict[str, Predictor], out: Path
         ("MONAI sliding_window_inference", base, _monai_window),
         ("plain PyTorch loop", base, _plain_window),
     ]
+    # MONAI and the plain loop get the network as a user would hand it over: the plain module in
+    # PyTorch's default (contiguous) layout, not ctseg's channels-last CPU wrapper
+    plain = copy.deepcopy(base.model).to(memory_format=torch.contiguous_format).eval()
     for name, predictor, make_window in contenders:
-        net = _Timed(predictor.network, ctseg_forward=name.startswith("ctseg"))
+        ours = name.startswith("ctseg")
+        net = _Timed(predictor.network if ours else plain, ctseg_forward=ours)
         saved = predictor.network
         with _RssPeak() as rss:
             start = time.perf_counter()
