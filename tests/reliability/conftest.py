@@ -43,23 +43,11 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
     """A deterministic one-epoch run folder on ``tiny_data``."""
     run = tmp_path_factory.mktemp("reliability_run") / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(tiny_data),
-                "-o",
-                str(run),
-                "--preset",
-                "cpu",
-                "--epochs",
-                "1",
-                "--seed",
-                "1",
-                "--deterministic",
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    train_deterministic(tiny_data, run, seed=1)
     return run
+
+
+def train_deterministic(data: Path, run: Path, *, seed: int) -> None:
+    """One deterministic epoch of the tiny ``cpu`` configuration on ``data`` into ``run``."""
+    args = ["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", "--seed", str(seed), "--deterministic", *TINY]
+    assert main(args) == 0

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ctseg.cli import main
 from ctseg.inference import Predictor
 from ctseg.io import read_nifti
 
-from .conftest import TINY
+from .conftest import train_deterministic
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -26,49 +25,13 @@ def assert_same_weights(a, b) -> None:
 def test_two_deterministic_runs_are_bit_identical(tiny_data, tiny_run, tmp_path) -> None:
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     second = tmp_path / "run2"
-    assert (
-        main(
-            [
-                "train",
-                str(tiny_data),
-                "-o",
-                str(second),
-                "--preset",
-                "cpu",
-                "--epochs",
-                "1",
-                "--seed",
-                "1",
-                "--deterministic",
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    train_deterministic(tiny_data, second, seed=1)
     assert_same_weights(tiny_run / "model_final.pt", second / "model_final.pt")
     # the process-wide torch settings are restored after training
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)
     # another seed really gives other weights (the comparison can fail)
     third = tmp_path / "run3"
-    assert (
-        main(
-            [
-                "train",
-                str(tiny_data),
-                "-o",
-                str(third),
-                "--preset",
-                "cpu",
-                "--epochs",
-                "1",
-                "--seed",
-                "2",
-                "--deterministic",
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    train_deterministic(tiny_data, third, seed=2)
     wa, wc = _weights(tiny_run / "model_final.pt"), _weights(third / "model_final.pt")
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)
 

@@ -160,23 +160,30 @@ def write_dicom_series(
     return paths
 
 
-def _slice_dataset(who: DicomIdentity, common: dict[str, str], layout: Any, k: int, pixels: np.ndarray, slope: float, intercept: float) -> Any:
+def new_instance(sop_class_uid: str) -> Any:
+    """An empty DICOM dataset of ``sop_class_uid`` with a new SOP instance UID and its file meta
+    (explicit VR little endian)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    from .. import __version__
-
     sop_uid = generate_uid()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPClassUID = sop_class_uid
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
+def _slice_dataset(who: DicomIdentity, common: dict[str, str], layout: Any, k: int, pixels: np.ndarray, slope: float, intercept: float) -> Any:
+    from .. import __version__
+
+    ds = new_instance(CT_IMAGE_STORAGE)
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
-    ds.SOPClassUID = CT_IMAGE_STORAGE
-    ds.SOPInstanceUID = sop_uid
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = common["date"]
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = common["time"]
     ds.AccessionNumber = who.accession_number

@@ -23,6 +23,7 @@ from .._fileio import atomic_path
 from ..errors import InputError
 from ._dicom_reference import check_on_grid, load_reference, strip_source_details
 from .dicom import LPS_TO_RAS
+from .dicom_write import new_instance
 from .image import Image, LabelMap
 
 __all__ = ["write_rtstruct", "read_rtstruct", "RT_STRUCTURE_SET_STORAGE"]
@@ -165,25 +166,17 @@ def _roi_contours(labels: LabelMap, value: int, slices: Sequence[Any]) -> list[A
 
 
 def _structure_set_header(reference: Any, label: str) -> Any:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
 
     from .. import __version__
 
     first = reference.datasets[0]
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RT_STRUCTURE_SET_STORAGE
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
+    ds = new_instance(RT_STRUCTURE_SET_STORAGE)
     charset = first.get("SpecificCharacterSet")
     if charset:
         ds.SpecificCharacterSet = charset
     now = _dt.datetime.now()
-    ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
-    ds.SOPInstanceUID = sop_uid
     ds.InstanceCreationDate = ds.StructureSetDate = ds.SeriesDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = ds.StructureSetTime = ds.SeriesTime = now.strftime("%H%M%S")
     for name in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription"):

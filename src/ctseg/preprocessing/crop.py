@@ -18,13 +18,7 @@ def body_bbox(array: np.ndarray, threshold: float = -500.0, margin: int = 2) -> 
     if not mask.any():
         return tuple(slice(0, s) for s in array.shape)  # type: ignore[return-value]
     largest = cc3d.largest_k(mask, k=1, connectivity=6)
-    coords = np.nonzero(largest)
-    out = []
-    for axis, idx in enumerate(coords):
-        lo = max(0, int(idx.min()) - margin)
-        hi = min(array.shape[axis], int(idx.max()) + 1 + margin)
-        out.append(slice(lo, hi))
-    return tuple(out)  # type: ignore[return-value]
+    return mask_bbox(largest > 0, (1.0, 1.0, 1.0), float(margin))  # type: ignore[return-value]
 
 
 def mask_bbox(
