@@ -1,25 +1,40 @@
 """Time CT prediction on the CPU: ctseg (torch, onnx) against MONAI and a plain PyTorch tiling loop.
 
-All contenders run in this one process on the same network and weights, with the same
-preprocessing (ctseg's: reorient, crop to the body, resample to the plan's spacing, normalise),
-the same post-processing and the same inverse to the input grid; only the sliding window differs:
+All contenders run in this one process on the same network and weights, with ctseg's
+preprocessing (reorient, resample to the plan's spacing, normalise), post-processing and inverse
+to the input grid; they differ in the sliding window and in what they tile:
 
-- ctseg (torch): :class:`ctseg.inference.Predictor` (Gaussian weights, tiles in batches of the
-  run's ``predict.batch_size``, a lone tile never sent alone to a 3D convolution on the CPU);
-- ctseg (onnx): the same, the network on onnxruntime (CPU execution provider, threads = cores);
-- MONAI: ``monai.inferers.sliding_window_inference`` (same patch, overlap 0.5, mode "gaussian",
-  ``sw_batch_size`` = the same batch size), stitching softmax probabilities as ctseg does;
-- plain loop: tiles at half-patch steps, one tile per network call, uniform averaging.
+- ctseg (torch, spread grid): :class:`ctseg.inference.Predictor` with ``tile_grid="spread"`` (the
+  default): the CT cropped to the body, tile starts spread evenly over it, Gaussian weights,
+  tiles in batches of the run's ``predict.batch_size`` (a lone tile never sent alone to a 3D
+  convolution on the CPU), the network in the channels-last layout;
+- ctseg (torch, monai grid): ``tile_grid="monai"``: MONAI's tile starts and weights on the whole
+  preprocessed CT, only the tiles that reach the body's box run (inside it the probabilities
+  equal MONAI's up to float rounding and the network's layout);
+- ctseg (onnx, monai grid): the same, the network on onnxruntime (CPU, threads = cores);
+- MONAI sliding_window_inference (whole volume), the reference of the agreement column:
+  ``monai.inferers.sliding_window_inference`` (same patch, overlap ``1 - step``, mode "gaussian",
+  ``sw_batch_size`` = the same batch size) stitching softmax probabilities over the whole
+  preprocessed CT (no crop to the body, as a MONAI pipeline tiles it), the plain module in
+  PyTorch's default layout;
+- MONAI, whole volume, channels-last network: the same with ctseg's channels-last network, to
+  show what the layout alone changes in the labels;
+- MONAI, ctseg's body crop: MONAI's window on ctseg's cropped input (the earlier table's row);
+- plain loop: tiles at half-patch steps on the body crop, one tile per network call, uniform
+  averaging.
 
 Columns: end to end (read the input -> written label NIfTI) and network-only wall seconds, peak
-RSS of the process during the run (sampled every 5 ms), Dice agreement with MONAI's label map
-(mean over the foreground labels; both empty counts 1), tiles, and achieved GFLOP/s of the
-network (FLOPs of one tile from ``torch.utils.flop_counter`` x tiles / network seconds) against
-the CPU's peak (cores x clock x 32 FP32 FLOP/cycle: two 256-bit FMA pipes, AVX2; state the
-clock with ``--ghz``). The network is the ``cpu`` preset's plan on synthetic data, trained for a
-few iterations (``--run`` reuses a run folder instead). Run it niced::
+RSS of the process during the run (sampled every 5 ms), Dice agreement with the reference's label
+map per foreground label (both empty counts 1; in brackets the reference's voxels of the label),
+tiles, and achieved GFLOP/s of the network (FLOPs of one tile from ``torch.utils.flop_counter`` x
+tiles / network seconds) against the CPU's peak (cores x clock x 32 FP32 FLOP/cycle: two 256-bit
+FMA pipes, AVX2; state the clock with ``--ghz``). The network is the ``cpu`` preset's plan on
+synthetic data, trained for a few iterations (``--run`` reuses a run folder instead); the
+synthetic 512x512x100 case (0.78 x 0.78 x 2.5 mm) is of the run's task (liver or pancreas, from
+its labels). ``--cases`` and ``--contenders`` pick a subset (e.g. ``--cases dicom`` for a quick
+check). Run it niced, on a quiet machine::
 
-    nice .venv/bin/python benchmarks/inference.py
+    nice .venv/bin/python benchmarks/inference.py --run RUN
 """
 
 from __future__ import annotations
@@ -33,11 +48,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ctseg._fileio import read_json
 from ctseg.cli import main as ctseg_main
 from ctseg.inference import Predictor
 from ctseg.inference.export import cpu_threads
@@ -46,8 +63,16 @@ from ctseg.inference.sliding_window import tile_starts
 from ctseg.io import Image, LabelMap, write_nifti
 from ctseg.io.reader import read_image
 from ctseg.models.runtime import forward
-from ctseg.preprocessing import preprocess_image, restore_labels
+from ctseg.preprocessing import (
+    CaseGeometry,
+    Plan,
+    preprocess_image,
+    preprocess_region,
+    restore_labels,
+    volume_grid,
+)
 
+REFERENCE = "MONAI sliding_window_inference (whole volume)"
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "totalsegmentator"
 
 
@@ -86,18 +111,18 @@ class _Timed:
         return out
 
 
-def _monai_window(predictor: Predictor, net: _Timed) -> Callable[[np.ndarray], np.ndarray]:
+def _monai_window(predictor: Predictor, net: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[np.ndarray], np.ndarray]:
     from monai.inferers import sliding_window_inference
 
     def window(array: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            probs = sliding_window_inference(torch.from_numpy(array[None, None]), predictor.plan.patch_size, predictor.batch_size, lambda x: torch.softmax(net(x), 1), overlap=0.5, mode="gaussian")
+            probs = sliding_window_inference(torch.from_numpy(array[None, None]), predictor.plan.patch_size, predictor.batch_size, lambda x: torch.softmax(net(x), 1), overlap=1 - predictor.step, mode="gaussian")
         return probs[0].numpy()
 
     return window
 
 
-def _plain_window(predictor: Predictor, net: _Timed) -> Callable[[np.ndarray], np.ndarray]:
+def _plain_window(predictor: Predictor, net: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[np.ndarray], np.ndarray]:
     patch = predictor.plan.patch_size
 
     def window(array: np.ndarray) -> np.ndarray:
@@ -118,20 +143,34 @@ def _plain_window(predictor: Predictor, net: _Timed) -> Callable[[np.ndarray], n
     return window
 
 
-def _predict_with(predictor: Predictor, window: Callable[[np.ndarray], np.ndarray], image: Image) -> np.ndarray:
-    """The Predictor's pipeline with another sliding window in place of ctseg's."""
-    array, geometry = preprocess_image(image, predictor.plan)
+def _whole_volume(image: Image, plan: Plan) -> tuple[np.ndarray, CaseGeometry]:
+    """ctseg's preprocessing without the crop to the body: the whole CT on the plan's grid, and the
+    geometry restoring all of it (what a MONAI user would tile)."""
+    grid = volume_grid(image, plan)
+    array, geometry = preprocess_region(grid, plan, tuple(slice(0, n) for n in grid.shape))  # type: ignore[arg-type]
+    everything = [[0, n] for n in grid.canonical.shape]
+    return array, replace(geometry, crop=everything, crop_affine=grid.reorientation.target_affine.tolist())
+
+
+def _predict_with(predictor: Predictor, window: Callable[[np.ndarray], np.ndarray], image: Image, whole: bool) -> np.ndarray:
+    """The Predictor's pipeline with another sliding window in place of ctseg's, on the whole
+    preprocessed volume (``whole``) or on ctseg's crop to the body."""
+    array, geometry = _whole_volume(image, predictor.plan) if whole else preprocess_image(image, predictor.plan)
     probs = apply_postprocessing(window(array), predictor.plan.spacing, keep_largest=predictor.keep_largest, min_component_mm3=predictor.min_component_mm3)
     return restore_labels(probs, geometry)
 
 
-def _dice(a: np.ndarray, b: np.ndarray, num_classes: int) -> float:
+def _dice_per_label(a: np.ndarray, b: np.ndarray, labels: dict[int, str]) -> str:
+    """Dice of each foreground label between two label maps ("liver 0.9999, tumour 1.0000"; both
+    empty counts 1) and, in brackets, the voxels of that label in ``b``."""
     scores = []
-    for label in range(1, num_classes):
+    for label, name in sorted(labels.items()):
+        if label == 0:
+            continue
         x, y = a == label, b == label
         total = int(x.sum()) + int(y.sum())
-        scores.append(1.0 if total == 0 else 2.0 * int((x & y).sum()) / total)
-    return float(np.mean(scores))
+        scores.append(f"{name} {1.0 if total == 0 else 2.0 * int((x & y).sum()) / total:.4f} ({int(y.sum())})")
+    return ", ".join(scores)
 
 
 def _tile_gflop(model: torch.nn.Module, patch: tuple[int, ...]) -> float:
@@ -143,18 +182,29 @@ def _tile_gflop(model: torch.nn.Module, patch: tuple[int, ...]) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-def _synthetic_case(out: Path, slices: int = 100) -> Path:
+def _synthetic_case(out: Path, task: str, slices: int = 100) -> Path:
     from ctseg.synth import generate_case
 
-    image, _ = generate_case("pancreas", seed=11, matrix=512, slice_spacing=2.5, orientation="RAS")
+    image, _ = generate_case(task, seed=11, matrix=512, slice_spacing=2.5, orientation="RAS")
     array = np.asarray(image.array)[:, :, :slices]
     if array.shape[2] < slices:
         array = np.pad(array, [(0, 0), (0, 0), (0, slices - array.shape[2])], mode="edge")
     affine = image.affine.copy()
     affine[:3, :3] = np.diag([0.78, 0.78, 2.5])  # the requested grid: 0.78 x 0.78 x 2.5 mm
-    path = out / "synthetic_512x512x100.nii.gz"
+    path = out / f"synthetic_{task}_512x512x100.nii.gz"
     write_nifti(Image(array, affine), path)
     return path
+
+
+def _run_task(run: Path) -> str:
+    """The synthetic task the run was trained for, from its labels (dataset.json, else plan.json)."""
+    for name in ("dataset.json", "plan.json"):
+        if (run / name).is_file():
+            labels = " ".join(str(v) for v in read_json(run / name).get("labels", {}).values()).lower()
+            for task in ("liver", "pancreas"):
+                if task in labels:
+                    return task
+    return "pancreas"
 
 
 def _make_run(root: Path) -> Path:
@@ -164,78 +214,94 @@ def _make_run(root: Path) -> Path:
     return run
 
 
-def _cases(root: Path, which: list[str]) -> list[tuple[str, Path]]:
+def _cases(root: Path, which: list[str], task: str) -> list[tuple[str, Path]]:
     cases = []
     if "synthetic" in which:
-        cases.append(("synthetic 512x512x100", _synthetic_case(root)))
+        cases.append((f"synthetic {task} 512x512x100", _synthetic_case(root, task)))
     for name, rel in (("dicom", "example_ct_dicom"), ("nifti", "example_ct.nii.gz")):
         if name in which and (SHARED / rel).exists():
             cases.append((f"real {name} ({rel})", SHARED / rel))
     return cases
 
 
-def run_case(label: str, path: Path, predictors: dict[str, Predictor], out: Path, gflop: float, peak: float) -> list[str]:
+#: rows: key -> (name, ctseg backend or None, ctseg tile grid or window maker, whole volume?, network layout)
+CONTENDERS: dict[str, tuple[str, str | None, str | Callable, bool, str]] = {
+    "spread": ("ctseg (torch, spread grid)", "torch", "spread", False, "channels-last"),
+    "monai-grid": ("ctseg (torch, monai grid)", "torch", "monai", False, "channels-last"),
+    "onnx": ("ctseg (onnx, monai grid)", "onnx", "monai", False, "onnx"),
+    "monai": (REFERENCE, None, _monai_window, True, "default"),
+    "monai-cl": ("MONAI, whole volume, channels-last network", None, _monai_window, True, "channels-last"),
+    "monai-crop": ("MONAI, ctseg's body crop", None, _monai_window, False, "default"),
+    "plain": ("plain PyTorch loop (body crop)", None, _plain_window, False, "default"),
+}
+
+
+def run_case(label: str, path: Path, predictors: dict[tuple[str, str], Predictor], keys: list[str], out: Path, gflop: float, peak: float) -> list[str]:
     rows, results = [], {}
-    base = predictors["torch"]
-    contenders: list[tuple[str, Predictor, Callable]] = [
-        ("ctseg (torch)", base, lambda p, n: None),
-        ("ctseg (onnx)", predictors["onnx"], lambda p, n: None),
-        ("MONAI sliding_window_inference", base, _monai_window),
-        ("plain PyTorch loop", base, _plain_window),
-    ]
+    base = predictors[("torch", "spread")]
     # MONAI and the plain loop get the network as a user would hand it over: the plain module in
-    # PyTorch's default (contiguous) layout, not ctseg's channels-last CPU wrapper
+    # PyTorch's default (contiguous) layout, not ctseg's channels-last CPU wrapper (except the
+    # "monai-cl" row, which measures what the layout alone changes)
     plain = copy.deepcopy(base.model).to(memory_format=torch.contiguous_format).eval()
-    for name, predictor, make_window in contenders:
-        ours = name.startswith("ctseg")
-        net = _Timed(predictor.network if ours else plain, ctseg_forward=ours)
+    for key in [k for k in CONTENDERS if k in keys or k == "monai"]:
+        name, backend, how, whole, layout = CONTENDERS[key]
+        predictor = predictors[(backend, how)] if backend else base
+        ours = backend is not None
+        net = _Timed(predictor.network if ours or layout == "channels-last" else plain, ctseg_forward=ours)
         saved = predictor.network
         with _RssPeak() as rss:
             start = time.perf_counter()
             image = read_image(path, dtype=np.float32)
-            window = make_window(predictor, net)
-            if window is None:
+            if ours:
                 predictor.network = net
                 try:
                     labels = predictor.predict_image(image).array
                 finally:
                     predictor.network = saved
             else:
-                labels = _predict_with(predictor, window, image)
-            write_nifti(LabelMap(labels, image.affine.copy()), out / f"{name.split()[0]}-{path.name.split('.')[0]}.nii.gz", like=image)
+                labels = _predict_with(predictor, how(predictor, net), image, whole)  # type: ignore[operator]
+            write_nifti(LabelMap(labels, image.affine.copy()), out / f"{key}-{path.name.split('.')[0]}.nii.gz", like=image)
             total = time.perf_counter() - start
         results[name] = (labels, total, net.seconds, rss.peak, net.tiles)
-    ref = results["MONAI sliding_window_inference"][0]
+    ref = results[REFERENCE][0]
     for name, (labels, total, network, rss, tiles) in results.items():
         rate = gflop * tiles / network
-        rows.append(f"| {label} | {name} | {total:.1f} | {network:.1f} | {rss / 2**30:.2f} | {_dice(labels, ref, base.plan.num_classes):.4f} | {tiles} | {rate:.1f} ({100 * rate / peak:.0f}%) |")
+        rows.append(f"| {label} | {name} | {total:.1f} | {network:.1f} | {rss / 2**30:.2f} | {_dice_per_label(labels, ref, base.labels)} | {tiles} | {rate:.1f} ({100 * rate / peak:.0f}%) |")
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=None, help="existing run folder (default: train a tiny cpu-preset run)")
-    parser.add_argument("--cases", default="synthetic,dicom,nifti")
+    parser.add_argument("--cases", default="synthetic,dicom,nifti", help="comma-separated: synthetic, dicom, nifti (default all)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated rows (default all; the MONAI reference always runs): {', '.join(CONTENDERS)}")
     parser.add_argument("--ghz", type=float, default=2.45, help="CPU clock for the peak estimate (default: BogoMIPS/2)")
     args = parser.parse_args()
+    keys = args.contenders.split(",")
+    unknown = sorted(set(keys) - set(CONTENDERS))
+    if unknown:
+        parser.error(f"unknown contenders {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
     torch.set_num_threads(cpu_threads())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = Path(args.run) if args.run else _make_run(root)
-        predictors = {b: Predictor(run, backend=b) for b in ("torch", "onnx")}
+        wanted = {("torch", "spread")} | {(c[1], c[2]) for k, c in CONTENDERS.items() if k in keys and c[1]}
+        predictors = {(b, g): Predictor(run, backend=b, tile_grid=g) for b, g in sorted(wanted)}  # type: ignore[arg-type]
         for p in predictors.values():  # warm-up: first calls pick kernels and fault in memory
             warm = torch.zeros((2, 1, *p.plan.patch_size))
             for n in (1, 2):
                 p.network(warm[:n])
-        plan = predictors["torch"].plan
-        gflop = _tile_gflop(predictors["torch"].model, plan.patch_size)
+        base = predictors[("torch", "spread")]
+        plan = base.plan
+        gflop = _tile_gflop(base.model, plan.patch_size)
         peak = cpu_threads() * args.ghz * 32
+        task = _run_task(run)
         print(f"machine: {platform.processor() or platform.machine()}, {cpu_threads()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
-        print(f"network: {predictors['torch'].spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile; CPU peak {peak:.0f} GFLOP/s")
-        print("| case | contender | end to end s | network s | peak RSS GiB | Dice vs MONAI | tiles | GFLOP/s (of peak) |")
+        print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile; CPU peak {peak:.0f} GFLOP/s; task {task}")
+        print("| case | contender | end to end s | network s | peak RSS GiB | Dice vs MONAI per label (MONAI's voxels) | tiles | GFLOP/s (of peak) |")
         print("|---|---|---|---|---|---|---|---|")
-        for label, path in _cases(root, args.cases.split(",")):
-            for row in run_case(label, path, predictors, root, gflop, peak):
+        for label, path in _cases(root, args.cases.split(","), task):
+            for row in run_case(label, path, predictors, keys, root, gflop, peak):
                 print(row, flush=True)
         print(f"load average after: {os.getloadavg()[0]:.1f}")
 

@@ -41,13 +41,29 @@ def _train_overrides(a: argparse.Namespace) -> list[dict]:
         train["deterministic"] = True
     if train:
         items.append({"train": train})
+    if getattr(a, "model", None) is not None:  # train --model NAME: model.name, after --set
+        items.append({"model": {"name": a.model}})
     return items
+
+
+def _check_model(name: str | None) -> None:
+    """``--model``: an unknown name is refused with the registry's list of valid ones."""
+    if name is None:
+        return
+    from .errors import InputError
+    from .models import model_info
+
+    try:
+        model_info(name)
+    except ValueError as exc:
+        raise InputError(f"--model: {exc}") from None
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
     from .config import deep_merge, load_config
     from .training import train
 
+    _check_model(a.model)
     overrides = _train_overrides(a)
     if a.resume:
         merged: dict = {}
@@ -70,7 +86,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
     from .inference import predict
 
-    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series, backend=a.backend, overwrite=a.overwrite)
+    records = predict(a.input, a.output, a.model, device=a.device, step=a.step, tta=a.tta or None, checkpoint=a.checkpoint, output_format=a.format, series=a.series, backend=a.backend, overwrite=a.overwrite, tile_grid=a.tile_grid)
     done = [r for r in records if r.status == "done"]
     for r in records:
         detail = {"done": f"({r.seconds:.1f} s)", "skipped": "(already there; --overwrite to redo)", "failed": f"FAILED: {r.error}"}[r.status]
@@ -155,6 +171,27 @@ def _cmd_export_data(a: argparse.Namespace) -> None:
     print(f"exported to {out}")
 
 
+def _cmd_compare(a: argparse.Namespace) -> None:
+    from .compare import compare
+    from .config import parse_override
+
+    result = compare(a.dataset, a.presets, a.output, time_budget_minutes=a.time_budget, epochs=a.epochs, seed=a.seed, overrides=[parse_override(s) for s in a.set or []], device=a.device)
+    print(f"{len(result.entries)} entries on {result.entries[0].cases} test cases: {result.markdown_path}")
+
+
+def _add_compare_command(sub: argparse._SubParsersAction) -> None:
+    cp = sub.add_parser("compare", help="train presets (or PRESET/MODEL pairs) under one budget, score them on the test cases, one table + chart")
+    cp.add_argument("dataset", help="dataset with imagesTs/ and labelsTs/ (the test cases scored)")
+    cp.add_argument("--presets", required=True, metavar="A,B/MODEL,...", help="entries: presets, or PRESET/MODEL to train a preset with another network (e.g. cpu,cpu/fcn)")
+    cp.add_argument("-o", "--output", required=True, help="output folder (runs/, predictions/, evaluations/, compare.csv/.md/.png); rerun to resume")
+    cp.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="training time of every entry (default: each preset's epochs)")
+    cp.add_argument("--epochs", type=int, default=None, help="epochs of every entry (default: each preset's)")
+    cp.add_argument("--seed", type=int, default=None)
+    cp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting of every entry, e.g. train.batch_size=4")
+    cp.add_argument("--device", default="cpu", help="cpu or cuda")
+    cp.set_defaults(func=_cmd_compare)
+
+
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="check every case of a dataset (MSD, nnU-Net, LiTS, plain) and list problems with fixes")
     v.add_argument("dataset")
@@ -214,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--deterministic", action="store_true", help="bit-identical reruns (same seed, data, machine): deterministic kernels, fixed thread count; slower")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--model", default=None, metavar="NAME", help="network of the registry (unet, fcn, vnet, simple_unet, ...); short for --set model.name=NAME")
     t.add_argument("--resume", action="store_true", help="continue the run in --output")
     t.add_argument("--skip-bad", action="store_true", help="leave out the cases `ctseg verify` lists instead of refusing the dataset")
     t.add_argument("--tune-postprocessing", action="store_true", help="after training, choose per label a minimum region volume on the validation cases (saved as postprocessing.json, used by predict)")
@@ -231,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", choices=["final", "best"], default=None)
     r.add_argument("--device", default="cpu")
     r.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="engine running the network: torch or onnxruntime on the CPU (needs ctseg[onnx]; default torch)")
+    r.add_argument("--tile-grid", choices=["spread", "monai"], default=None, help="tile placement: spread over the body's box, or MONAI's sliding_window_inference starts on the whole volume with the tiles off the body skipped (default: the run's predict.tile_grid, spread)")
     r.set_defaults(func=_cmd_predict)
 
     xo = sub.add_parser("export", help="export a run's network to ONNX (model.onnx + model.json with the plan and labels)")
@@ -263,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-overlays", action="store_true", help="tables and plots only")
     rp.set_defaults(func=_cmd_report)
     _add_data_commands(sub)
+    _add_compare_command(sub)
 
     c = sub.add_parser("convert", help="convert a CT between NIfTI and a DICOM series folder (exact HU and geometry)")
     c.add_argument("input", help="NIfTI/NRRD/MHA file, or DICOM series folder")

@@ -41,8 +41,12 @@ class PlanSettings:
 
     target_spacing: tuple[float, float, float] | None = None  # mm; None: from the fingerprint
     max_median_voxels: float | None = None  # coarsen spacing until the median case fits
-    patch_size: tuple[int, int, int] | None = None  # voxels; None: from the median shape
-    max_patch_voxels: int = 128 * 128 * 128
+    patch_size: tuple[int, ...] | None = None  # voxels (2 values in 2D); None: from the median shape
+    max_patch_voxels: int = 128 * 128 * 128  # pixels per slice in 2D
+    # 2: a 2D network on axial slices (the cranio-caudal axis keeps its native spacing)
+    spatial_dims: int = 3
+    # 2D only: resample each slice's body box to fit this in-plane matrix (square pixels)
+    slice_size: tuple[int, int] | None = None
     normalization: str = "foreground"  # "foreground" (clip p0.5..p99.5, z-score) or "window"
     window: tuple[float, float] = (-135.0, 250.0)  # HU, used when normalization == "window"
     histogram_equalization: bool = False  # after clipping, equalise each volume's histogram
@@ -70,7 +74,7 @@ class AugmentSettings:
     """Probabilities and ranges of the training augmentations (applied per patch)."""
 
     flip_prob: float = 0.5
-    flip_axes: tuple[int, ...] = (0, 1, 2)
+    flip_axes: tuple[int, ...] = (0, 1, 2)  # a 2D run flips only the in-plane axes 0 and 1
     rotate_prob: float = 0.2
     rotate_degrees: float = 15.0  # about the cranio-caudal axis
     scale_prob: float = 0.2
@@ -109,9 +113,10 @@ class TrainSettings:
     loss: str = "dice_ce"
     loss_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {class_weights: [1, 1, 5]}
     foreground_fraction: float = 0.33  # share of patches centred on a foreground class
+    drop_empty_slices: bool = False  # 2D: never sample an axial slice without foreground
     val_fraction: float = 0.2
     val_patches_per_case: int = 4
-    val_patch_size: tuple[int, int, int] | None = None  # voxels; None: the plan's patch
+    val_patch_size: tuple[int, ...] | None = None  # voxels (2 values in 2D); None: the plan's patch
     time_budget_minutes: float | None = None
     seed: int = 0
     num_threads: int = 0  # 0: all cores
@@ -129,6 +134,7 @@ class PredictSettings:
     batch_size: int = 4  # tiles per network call
     checkpoint: str = "final"  # "final" or "best"
     keep_largest_component: bool = False  # one organ per case: drop foreground away from it
+    tile_grid: str = "spread"  # "spread": starts spread over the body's box; "monai": MONAI's starts on the whole volume, tiles off the body skipped
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,13 @@ def choose_center(
 def extract_patch(
     image: np.ndarray, seg: np.ndarray, center: np.ndarray, patch: Sequence[int], params: PatchParams, pad_value: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a patch of ``patch`` voxels centred on ``center`` from (C, X, Y, Z) image and (1, X, Y, Z) seg.
+    """Cut a patch of ``patch`` voxels centred on ``center`` from (C, X, Y, Z) image and (1, X, Y, Z) seg
+    (or, for a 2D patch, from a (C, X, Y) slice and its (1, X, Y) labels).
 
     Without spatial augmentation this is an integer slice with padding outside the volume; with it
-    the patch grid is rotated about the last (cranio-caudal) axis, scaled about the centre and
-    (optionally) elastically deformed, and sampled by linear (image) and nearest (label)
-    interpolation.
+    the patch grid is rotated about the last (cranio-caudal) axis (in 2D: in the slice's plane),
+    scaled about the centre and (optionally) elastically deformed, and sampled by linear (image)
+    and nearest (label) interpolation.
     """
     patch = np.asarray(patch)
     if not params.is_spatial:
@@ -55,7 +56,7 @@ def extract_patch(
         lab = _slice_padded(seg, lo, patch, 0)[0]
         return img, lab
     theta = np.deg2rad(params.rotation_deg)
-    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])[: len(patch), : len(patch)]
     matrix = rot / params.scale
     offset = center - matrix @ ((patch - 1) / 2.0)
     if params.elastic_alpha > 0.0:
@@ -71,8 +72,9 @@ def _deformed_patch(
     image: np.ndarray, seg: np.ndarray, matrix: np.ndarray, offset: np.ndarray, patch: np.ndarray, params: PatchParams, pad_value: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rotated/scaled patch grid plus a smooth random displacement, sampled with map_coordinates."""
-    grid = np.indices(tuple(patch), dtype=np.float32).reshape(3, -1)
-    coords = (matrix @ grid).reshape(3, *patch) + offset[:, None, None, None]
+    ndim = len(patch)
+    grid = np.indices(tuple(patch), dtype=np.float32).reshape(ndim, -1)
+    coords = (matrix @ grid).reshape(ndim, *patch) + offset.reshape(ndim, *([1] * ndim))
     coords += elastic_displacement(tuple(int(p) for p in patch), params.elastic_alpha, params.elastic_sigma, params.elastic_seed)
     img = np.stack([ndimage.map_coordinates(ch, coords, order=1, mode="constant", cval=pad_value) for ch in image])
     lab = ndimage.map_coordinates(seg[0], coords, order=0, mode="constant", cval=0)

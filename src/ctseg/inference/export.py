@@ -1,7 +1,8 @@
 """ONNX export of a run's network and an onnxruntime backend for the sliding window.
 
 ``export_onnx`` writes ``model.onnx`` (input ``image`` (B, 1, *patch) float32, output ``logits``
-(B, C, *patch) float32, batch axis dynamic; the deep-supervision heads are not in the graph) and
+(B, C, *patch) float32, batch axis dynamic; the deep-supervision heads are not in the graph; a 2D
+run's patch is in-plane and the graph is applied to axial slices, ``plan.spatial_dims`` 2) and
 ``model.json`` beside it: the plan (preprocessing settings), label names, the prediction settings
 and where the weights came from. :class:`OnnxNetwork` runs such a graph on onnxruntime's CPU
 execution provider and is called exactly as the torch network is by
@@ -24,6 +25,7 @@ from torch import nn
 
 from .._fileio import atomic_path, write_json
 from ..errors import InputError
+from ..models.runtime import as_logits
 
 __all__ = ["OPSET", "export_onnx", "onnx_bytes", "OnnxNetwork", "cpu_threads"]
 
@@ -51,14 +53,15 @@ def cpu_threads() -> int:
 
 
 class _FullResolution(nn.Module):
-    """The network's full-resolution logits only (a deep-supervision list is cut to its first)."""
+    """The network's full-resolution logits only (a deep-supervision list is cut to its first; a
+    probability head is turned back into logits)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+        out = as_logits(self.model, self.model(x))
         return out[0] if isinstance(out, (list, tuple)) else out
 
 
@@ -120,7 +123,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, checkpoint: str | No
         "output": {"name": _OUTPUT, "shape": ["batch", plan.num_classes, *plan.patch_size], "dtype": "float32", "meaning": "logits; softmax over axis 1"},
         "plan": plan.to_dict(),
         "labels": {str(k): v for k, v in plan.labels.items()},
-        "predict": {"step": predictor.step, "tta": predictor.tta, "batch_size": predictor.batch_size, "keep_largest_component": predictor.keep_largest, "min_component_mm3": {str(k): v for k, v in predictor.min_component_mm3.items()}},
+        "predict": {"step": predictor.step, "tile_grid": predictor.tile_grid, "tta": predictor.tta, "batch_size": predictor.batch_size, "keep_largest_component": predictor.keep_largest, "min_component_mm3": {str(k): v for k, v in predictor.min_component_mm3.items()}},
         "network": predictor.spec,
         "source": {"run": str(Path(run_dir)), "checkpoint": checkpoint or "final"},
     })  # fmt: skip

@@ -32,13 +32,16 @@ from ..preprocessing import (
     CaseGeometry,
     Plan,
     preprocess_image,
+    preprocess_region,
     restore_labels,
     roi_box,
+    volume_grid,
 )
 from .backends import network_backend
 from .postprocess import apply_postprocessing
 from .prefetch import prefetched
-from .sliding_window import sliding_window
+from .slices import slice_probabilities
+from .sliding_window import TILE_GRIDS, sliding_window, tile_grid, tiles_touching
 from .tuning import POSTPROCESSING_FILE
 
 __all__ = ["Predictor", "predict", "PredictionRecord", "LOG_FILE"]
@@ -62,7 +65,7 @@ class PredictionRecord:
 class Predictor:
     """Loads a run folder once; ``predict_image`` maps a CT :class:`Image` to a :class:`LabelMap`."""
 
-    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch") -> None:
+    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch", tile_grid: str | None = None) -> None:
         run = Path(run_dir)
         if not run.is_dir():
             raise RunFolderError(f"{run}: run folder not found; give the folder written by `ctseg train -o`")
@@ -84,6 +87,11 @@ class Predictor:
         if not 0 < self.step <= 1:
             raise InputError(f"step must be in (0, 1], got {self.step}")
         self.tta = cfg.predict.tta if tta is None else tta
+        self.tile_grid = cfg.predict.tile_grid if tile_grid is None else tile_grid
+        if self.tile_grid not in TILE_GRIDS:
+            raise InputError(f"tile grid must be one of {', '.join(TILE_GRIDS)}, got {self.tile_grid!r} (predict.tile_grid or --tile-grid)")
+        if self.plan.spatial_dims == 2 and self.tile_grid != "spread":
+            raise InputError(f"{run}: a 2D run predicts slice by slice on the 'spread' tile grid; drop --tile-grid {self.tile_grid} (or set predict.tile_grid=spread)")
         self.batch_size = cfg.predict.batch_size
         self.keep_largest = cfg.predict.keep_largest_component
         self.labels = self.plan.labels
@@ -94,7 +102,7 @@ class Predictor:
             locator = run / LOCATOR_DIR
             if not (locator / "plan.json").is_file():
                 raise RunFolderError(f"{run}: this cascade run has no {LOCATOR_DIR}/ run folder; train it again")
-            self.locator = Predictor(locator, device=device, step=step, tta=False, backend=backend)
+            self.locator = Predictor(locator, device=device, step=step, tta=False, backend=backend, tile_grid=tile_grid)
 
     def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, CaseGeometry]:
         """Class probabilities on the preprocessed grid and the geometry to undo it."""
@@ -103,14 +111,40 @@ class Predictor:
             located = self.locator.predict_image(image)
             box = roi_box(located.array > 0, image.affine, self.plan.roi_margin_mm)  # None: nothing found
         check_memory(image.array.size * 4 * 3, f"preprocessing {image.meta.get('path', 'the image')}", _MEMORY_FIX)
-        array, geometry = preprocess_image(image, self.plan, box)
+        tiles, outside = None, None
+        if self.tile_grid == "monai":
+            array, geometry, tiles, outside = self._anchored_input(image, box)
+        else:
+            array, geometry = preprocess_image(image, self.plan, box)
         crop_voxels = float(np.prod([hi - lo for lo, hi in geometry.crop]))
         # stitched probabilities + weights + a padded copy, then per-class resampling to the crop
         need = 4.0 * array.size * (self.plan.num_classes + 2) + 4.0 * self.plan.num_classes * crop_voxels
         check_memory(need, f"predicting {image.meta.get('path', 'the image')}", _MEMORY_FIX)
-        probs = sliding_window(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
-        probs = apply_postprocessing(probs, self.plan.spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3)
+        if self.plan.spatial_dims == 2:  # each axial slice through the 2D network
+            probs = slice_probabilities(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
+        else:
+            probs = sliding_window(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress, grid=self.tile_grid, tiles=tiles)
+        if outside is not None:  # background off the body, as restoring makes it, before post-processing
+            probs[:, outside] = 0.0
+            probs[0, outside] = 1.0
+        spacing = self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing  # 2D: each case's own grid
+        probs = apply_postprocessing(probs, spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3)
         return probs, geometry
+
+    def _anchored_input(self, image: Image, box: tuple[slice, slice, slice] | None) -> tuple[np.ndarray, CaseGeometry, list[tuple[int, ...]], np.ndarray]:
+        """The "monai" tile grid: MONAI's tile starts on the whole preprocessed volume, keeping only
+        the tiles that reach the body's box (or ``box``); only the block those tiles span is
+        preprocessed. Returns (that block, its geometry, the tiles' starts in it, a mask of the
+        block's voxels off the body's box)."""
+        grid = volume_grid(image, self.plan, box)
+        patch = self.plan.patch_size
+        tiles = tiles_touching(tile_grid(grid.shape, patch, self.step, "monai"), patch, grid.box)
+        region = tuple(slice(max(0, min(t[a] for t in tiles)), min(n, max(t[a] for t in tiles) + patch[a])) for a, n in enumerate(grid.shape))
+        array, geometry = preprocess_region(grid, self.plan, region)  # type: ignore[arg-type]
+        local = [tuple(v - r.start for v, r in zip(t, region)) for t in tiles]
+        outside = np.ones(array.shape, dtype=bool)
+        outside[tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(grid.box, region))] = False
+        return array, geometry, local, outside
 
     def predict_image(self, image: Image, progress: bool = False) -> LabelMap:
         """uint8 labels with exactly the input's shape and affine."""
@@ -152,12 +186,15 @@ def predict(
     series: str | int | None = None,
     backend: str = "torch",
     overwrite: bool = False,
+    tile_grid: str | None = None,
 ) -> list[PredictionRecord]:
     """Predict one NIfTI file, every NIfTI file in a folder, or one DICOM series folder (``series``
     picks one of several); outputs are uint8 label NIfTI files on each input's exact grid (same
     shape, affine and header geometry), or with ``output_format`` "dicom-seg" / "rtstruct" (DICOM
     input only) a DICOM-SEG / RTSTRUCT referencing the series; written atomically. ``backend``
     "onnx" runs the network on onnxruntime (CPU) with the same sliding window and post-processing.
+    ``tile_grid`` ("spread" or "monai"; default: the run's ``predict.tile_grid``) places the tiles,
+    see :mod:`ctseg.inference.sliding_window`.
 
     A folder of images is a cohort: cases whose output already exists and reads completely are
     skipped (``overwrite`` redoes them), a case that fails is recorded and the others go on, and
@@ -166,7 +203,7 @@ def predict(
     """
     pairs = _plan_outputs(Path(input_path), Path(output), output_format)
     cohort = Path(input_path).is_dir() and not is_dicom_series_input(Path(input_path))
-    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend)
+    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend, tile_grid=tile_grid)
     records: list[PredictionRecord] = []
     if cohort and not overwrite:
         done = [(s, d) for s, d in pairs if output_is_valid(d, output_format, _nifti_shape(s))]

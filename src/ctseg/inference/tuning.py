@@ -23,7 +23,7 @@ from ..config import read_run_config
 from ..models.persist import load_model
 from ..preprocessing import Plan, load_preprocessed
 from .postprocess import apply_postprocessing
-from .sliding_window import sliding_window
+from .slices import volume_probabilities
 
 __all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3"]
 
@@ -56,12 +56,13 @@ def determine_postprocessing(
     scores: dict[int, dict[float, list[float]]] = {k: {float(v): [] for v in candidates_mm3} for k in labels}
     for case_id in tqdm(cases, desc="tune post-processing", unit="case", disable=not progress):
         case = load_preprocessed(run / "preprocessed", case_id, mmap=False)
-        probs = sliding_window(case["image"], model, plan.patch_size, plan.num_classes, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
-        probs = apply_postprocessing(probs, plan.spacing, keep_largest=cfg.predict.keep_largest_component)
+        probs = volume_probabilities(case["image"], model, plan, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
+        spacing = plan.spacing if plan.spatial_dims == 3 else case["geometry"].resampled_spacing  # 2D: the case's own grid
+        probs = apply_postprocessing(probs, spacing, keep_largest=cfg.predict.keep_largest_component)
         ref = case["seg"][0]
         for label in labels:
             for volume in scores[label]:
-                pred = apply_postprocessing(probs, plan.spacing, min_component_mm3={label: volume}).argmax(0)
+                pred = apply_postprocessing(probs, spacing, min_component_mm3={label: volume}).argmax(0)
                 scores[label][volume].append(_dice(pred == label, ref == label))
     chosen: dict[str, float] = {}
     table: dict[str, dict[str, float]] = {}

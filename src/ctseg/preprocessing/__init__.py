@@ -13,6 +13,7 @@ from .pipeline import (
     roi_box,
 )
 from .plan import LOCATOR_DIR, Plan, make_plan
+from .volume_grid import VolumeGrid, preprocess_region, volume_grid
 
 __all__ = [
     "compute_fingerprint",
@@ -27,4 +28,7 @@ __all__ = [
     "load_preprocessed",
     "roi_box",
     "LOCATOR_DIR",
+    "VolumeGrid",
+    "volume_grid",
+    "preprocess_region",
 ]

@@ -68,6 +68,11 @@ class CaseGeometry:
         return Reorientation(np.asarray(self.input_affine), self.input_shape)
 
     @property
+    def resampled_spacing(self) -> tuple[float, float, float]:
+        """Voxel size (mm) of the network grid, per canonical axis."""
+        return spacing_from_affine(np.asarray(self.resampled_affine, dtype=np.float64))
+
+    @property
     def crop_slices(self) -> tuple[slice, slice, slice]:
         return tuple(slice(lo, hi) for lo, hi in self.crop)  # type: ignore[return-value]
 
@@ -80,6 +85,25 @@ def roi_box(mask: np.ndarray, affine: np.ndarray, margin_mm: float) -> tuple[sli
     return mask_bbox(canonical, spacing_from_affine(reo.target_affine), margin_mm)
 
 
+def crop_box(canonical: np.ndarray, plan: Plan, box: tuple[slice, slice, slice] | None = None) -> tuple[slice, slice, slice]:
+    """What preprocessing keeps of a canonical (RAS) CT in HU: the body's box, or ``box`` (the
+    organ's, in canonical voxels) within the body's when they overlap."""
+    body = body_bbox(canonical, plan.crop_threshold_hu)
+    if box is not None:  # the organ's box, never beyond the body
+        box = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, body))  # type: ignore[assignment]
+        if any(s.stop <= s.start for s in box):
+            box = None
+    return body if box is None else box
+
+
+def shifted_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """The voxel -> mm affine of the sub-grid of ``affine``'s grid that starts at ``box``'s corner."""
+    lo = np.array([s.start for s in box], dtype=np.float64)
+    out = np.asarray(affine, dtype=np.float64).copy()
+    out[:3, 3] = out[:3, :3] @ lo + out[:3, 3]
+    return out
+
+
 def preprocess_image(image: Image, plan: Plan, box: tuple[slice, slice, slice] | None = None) -> tuple[np.ndarray, CaseGeometry]:
     """Bring a CT (HU) onto the plan's grid; returns (float32 array, geometry).
 
@@ -87,17 +111,10 @@ def preprocess_image(image: Image, plan: Plan, box: tuple[slice, slice, slice] |
     """
     reo = Reorientation(image.affine, image.shape)
     canonical = reo.apply(np.asarray(image.array, dtype=np.float32))
-    body = body_bbox(canonical, plan.crop_threshold_hu)
-    if box is not None:  # the organ's box, never beyond the body
-        box = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, body))
-        if any(s.stop <= s.start for s in box):
-            box = None
-    box = body if box is None else box
+    box = crop_box(canonical, plan, box)
     cropped = canonical[box]
-    lo = np.array([s.start for s in box], dtype=np.float64)
-    crop_affine = reo.target_affine.copy()
-    crop_affine[:3, 3] = reo.target_affine[:3, :3] @ lo + reo.target_affine[:3, 3]
-    res_affine, res_shape = grid_for_spacing(crop_affine, cropped.shape, plan.spacing)
+    crop_affine = shifted_affine(reo.target_affine, box)
+    res_affine, res_shape = grid_for_spacing(crop_affine, cropped.shape, plan.case_spacing(crop_affine, cropped.shape))
     resampled = resample_array(cropped, crop_affine, res_affine, res_shape, order=3)
     geometry = CaseGeometry(
         input_shape=image.shape,

@@ -7,9 +7,10 @@ Written to ``RUN/tensorboard/`` (watch it with ``tensorboard --logdir RUN/tensor
 * ``lr``; ``throughput/patches_per_s`` (patches trained per second of the epoch's wall time,
   validation and checkpointing included).
 
-Image ``validation/overlay``: the middle axial slice of one patch of a fixed validation case
-(soft-tissue window), the reference contours on the left half and the prediction on the right,
-shown from the feet (patient right on the image left, anterior up). The run's arrays are RAS.
+Image ``validation/overlay``: the middle axial slice of one patch (a 2D run: its slice patch) of a
+fixed validation case (soft-tissue window), the reference contours on the left half and the
+prediction on the right, shown from the feet (patient right on the image left, anterior up). The
+run's arrays are RAS.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import PatchParams, extract_patch
+from ..data import PatchParams, extract_patch, slice_patch
 from ..models.runtime import forward
 from ..preprocessing import Plan, load_preprocessed
 from .run import RunFolder
@@ -97,12 +98,15 @@ class TensorBoardLogger:
         model.eval()
         logits = forward(model, torch.from_numpy(image[None]).to(device))
         pred = logits.argmax(1)[0].cpu().numpy()
-        z = image.shape[-1] // 2
+        axial, ref = image[0], seg
+        if image.ndim == 4:  # a 3D patch: its middle axial slice (a 2D run's sample is one already)
+            z = image.shape[-1] // 2
+            axial, ref, pred = image[0, :, :, z], seg[:, :, z], pred[:, :, z]
         norm = self.plan.normalization
-        hu = image[0, :, :, z] * float(norm["std"]) + float(norm["mean"])
+        hu = axial * float(norm["std"]) + float(norm["mean"])
         panels = [
-            overlay_rgb(_axial_display(hu), _axial_display(seg[:, :, z]), _REF_COLOURS),
-            overlay_rgb(_axial_display(hu), _axial_display(pred[:, :, z]), _PRED_COLOURS),
+            overlay_rgb(_axial_display(hu), _axial_display(ref), _REF_COLOURS),
+            overlay_rgb(_axial_display(hu), _axial_display(pred), _PRED_COLOURS),
         ]
         gap = np.full((panels[0].shape[0], 2, 3), 255, np.uint8)
         rgb = np.concatenate([panels[0], gap, panels[1]], axis=1)
@@ -115,9 +119,10 @@ class TensorBoardLogger:
         self.writer.close()
 
 
-def _sample_patch(run_preprocessed: Path, case_id: str, patch: tuple[int, int, int]) -> dict[str, Any]:
+def _sample_patch(run_preprocessed: Path, case_id: str, patch: tuple[int, ...]) -> dict[str, Any]:
     """A fixed patch of one preprocessed case, centred on its rarest foreground class (highest
-    label value present, usually the tumour), else on the middle of the volume."""
+    label value present, usually the tumour), else on the middle of the volume; for a 2D
+    ``patch``, the in-plane patch of the axial slice through that centre."""
     case = load_preprocessed(run_preprocessed, case_id, mmap=True)
     locations = {c: v for c, v in case["locations"].items() if len(v)}
     if locations:
@@ -125,8 +130,11 @@ def _sample_patch(run_preprocessed: Path, case_id: str, patch: tuple[int, int, i
         centre = points[int(np.argmin(((points - points.mean(0)) ** 2).sum(1)))].astype(np.int64)
     else:
         centre = np.array(case["image"].shape[1:]) // 2
-    image = np.asarray(case["image"])
-    img, lab = extract_patch(image, np.asarray(case["seg"]), centre, patch, PatchParams(), float(image.min()))
+    image, seg = np.asarray(case["image"]), np.asarray(case["seg"])
+    if len(patch) == 2:
+        img, lab = slice_patch({"image": image, "seg": seg}, int(centre[2]), centre[:2], patch, PatchParams(), float(image.min()))
+    else:
+        img, lab = extract_patch(image, seg, centre, patch, PatchParams(), float(image.min()))
     return {"case_id": case_id, "image": np.ascontiguousarray(img, dtype=np.float32), "seg": lab}
 
 

@@ -1,4 +1,5 @@
-"""Validation on a fixed set of patches per validation case: loss and Dice per class."""
+"""Validation on a fixed set of patches (or, for a 2D plan, axial-slice patches) per validation
+case: loss and Dice per class."""
 
 from __future__ import annotations
 
@@ -7,23 +8,41 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import PatchParams, choose_center, extract_patch
+from ..data import (
+    PatchParams,
+    choose_center,
+    choose_slice,
+    extract_patch,
+    foreground_slices,
+    slice_patch,
+)
 from ..models.runtime import forward
 
 __all__ = ["ValidationSet"]
 
 
 class ValidationSet:
-    """Fixed patches (half foreground-centred, half random) drawn once with their own seed."""
+    """Fixed patches (half foreground-centred, half random) drawn once with their own seed.
 
-    def __init__(self, cases: list[dict[str, Any]], patch: tuple[int, int, int], per_case: int, labels: dict[int, str], seed: int = 0) -> None:
+    A 2D ``patch`` (two sizes) draws in-plane patches of axial slices; with ``drop_empty`` only
+    slices holding foreground, as the training sampler does (a case without any is left out).
+    """
+
+    def __init__(self, cases: list[dict[str, Any]], patch: tuple[int, ...], per_case: int, labels: dict[int, str], seed: int = 0, drop_empty: bool = False) -> None:
         rng = np.random.default_rng(seed + 1_000_003)
         self.labels = labels
         self.items: list[tuple[np.ndarray, np.ndarray]] = []
         for case in cases:
+            slices = foreground_slices(case["seg"]) if drop_empty and len(patch) == 2 else None
+            if slices is not None and not len(slices):
+                continue
             for i in range(per_case):
-                center = choose_center(case, patch, rng, foreground=i % 2 == 0)
-                img, lab = extract_patch(case["image"], case["seg"], center, patch, PatchParams(), float(case["pad_value"]))
+                if len(patch) == 2:
+                    z, center = choose_slice(case, patch, rng, i % 2 == 0, slices)
+                    img, lab = slice_patch(case, z, center, patch, PatchParams(), float(case["pad_value"]))
+                else:
+                    center = choose_center(case, patch, rng, foreground=i % 2 == 0)
+                    img, lab = extract_patch(case["image"], case["seg"], center, patch, PatchParams(), float(case["pad_value"]))
                 self.items.append((img, lab.astype(np.int64)))
 
     @torch.inference_mode()
