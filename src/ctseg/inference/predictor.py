@@ -40,8 +40,8 @@ from ..preprocessing import (
 from .backends import network_backend
 from .postprocess import apply_postprocessing
 from .prefetch import prefetched
-from .slices import slice_probabilities
-from .sliding_window import TILE_GRIDS, sliding_window, tile_grid, tiles_touching
+from .slices import volume_probabilities
+from .sliding_window import TILE_GRIDS, tile_grid, tiles_touching
 from .tuning import POSTPROCESSING_FILE
 
 __all__ = ["Predictor", "predict", "PredictionRecord", "LOG_FILE"]
@@ -120,10 +120,7 @@ class Predictor:
         # stitched probabilities + weights + a padded copy, then per-class resampling to the crop
         need = 4.0 * array.size * (self.plan.num_classes + 2) + 4.0 * self.plan.num_classes * crop_voxels
         check_memory(need, f"predicting {image.meta.get('path', 'the image')}", _MEMORY_FIX)
-        if self.plan.spatial_dims == 2:  # each axial slice through the 2D network
-            probs = slice_probabilities(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress)
-        else:
-            probs = sliding_window(array[None], self.network, self.plan.patch_size, self.plan.num_classes, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress, grid=self.tile_grid, tiles=tiles)
+        probs = volume_probabilities(array[None], self.network, self.plan, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, progress=progress, grid=self.tile_grid, tiles=tiles)
         if outside is not None:  # background off the body, as restoring makes it, before post-processing
             probs[:, outside] = 0.0
             probs[0, outside] = 1.0

@@ -14,21 +14,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..models.runtime import forward
 from ..preprocessing import Plan
-from .sliding_window import gaussian_importance, sliding_window, tile_starts
+from .sliding_window import (
+    gaussian_importance,
+    mirror_sets,
+    mirrored_softmax,
+    sliding_window,
+    tile_starts,
+)
 
 __all__ = ["slice_probabilities", "volume_probabilities"]
 
 Network = torch.nn.Module | Callable[[torch.Tensor], torch.Tensor]
-
-
-def _mirrors(tta: bool | Sequence[int]) -> list[tuple[int, ...]]:
-    """In-plane flip sets: all 4 of the axes 0 and 1 for ``True``, else those of the given axes."""
-    if tta is False:
-        return [()]
-    axes = (0, 1) if tta is True else tuple(a for a in tta if a < 2)
-    return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
 
 
 @torch.inference_mode()
@@ -75,19 +72,11 @@ def slice_probabilities(
         norm[sx : sx + patch[0], sy : sy + patch[1]] += weight
     probs = torch.zeros((nz, num_classes, *full), dtype=torch.float32, device=device)
     items = [(z, t) for z in range(nz) for t in tiles]
-    mirrors = _mirrors(tta)
+    mirrors = mirror_sets(tta, spatial_dims=2)
     for i in tqdm(range(0, len(items), batch_size), desc="slices", unit="batch", leave=False, disable=not progress):
         chunk = items[i : i + batch_size]
         x = torch.stack([x_all[z, :, sx : sx + patch[0], sy : sy + patch[1]] for z, (sx, sy) in chunk]).to(device)
-        out = torch.zeros((len(chunk), num_classes, *patch), dtype=torch.float32, device=device)
-        for axes in mirrors:
-            dims = [a + 2 for a in axes]
-            xi = torch.flip(x, dims) if dims else x
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = forward(model, xi)
-            p = torch.softmax(logits.float(), dim=1)
-            out += torch.flip(p, dims) if dims else p
-        out *= weight / len(mirrors)
+        out = mirrored_softmax(model, x, mirrors, device) * weight
         for j, (z, (sx, sy)) in enumerate(chunk):
             probs[z, :, sx : sx + patch[0], sy : sy + patch[1]] += out[j]
     probs /= norm
@@ -104,9 +93,12 @@ def volume_probabilities(
     tta: bool | Sequence[int] = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    grid: str = "spread",
+    tiles: Sequence[tuple[int, ...]] | None = None,
 ) -> np.ndarray:
     """Class probabilities (C, X, Y, Z) of a preprocessed (1, X, Y, Z) volume with the plan's
-    network: the 3D sliding window, or slice by slice for a 2D plan."""
+    network: the 3D sliding window (on ``grid``, or at ``tiles``; see
+    :func:`~ctseg.inference.sliding_window.sliding_window`), or slice by slice for a 2D plan."""
     if plan.spatial_dims == 2:
         return slice_probabilities(volume, model, plan.patch_size, plan.num_classes, step=step, batch_size=batch_size, tta=tta, device=device, progress=progress)
-    return sliding_window(volume, model, plan.patch_size, plan.num_classes, step=step, batch_size=batch_size, tta=tta, device=device, progress=progress)
+    return sliding_window(volume, model, plan.patch_size, plan.num_classes, step=step, batch_size=batch_size, tta=tta, device=device, progress=progress, grid=grid, tiles=tiles)

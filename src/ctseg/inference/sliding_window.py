@@ -35,6 +35,8 @@ __all__ = [
     "monai_tile_starts",
     "tile_grid",
     "tiles_touching",
+    "mirror_sets",
+    "mirrored_softmax",
     "sliding_window",
 ]
 
@@ -129,11 +131,31 @@ def tiles_touching(tiles: Sequence[Tile], patch: Sequence[int], box: Sequence[sl
     return [t for t in tiles if all(s < b.stop and s + p > b.start for s, p, b in zip(t, patch, box))]
 
 
-def _mirror_sets(tta: bool | Sequence[int]) -> list[tuple[int, ...]]:
+def mirror_sets(tta: bool | Sequence[int], spatial_dims: int = 3) -> list[tuple[int, ...]]:
+    """Flip sets of mirror TTA: every subset of the spatial axes for ``True`` (8 in 3D, 4 in 2D),
+    of the given axes below ``spatial_dims`` otherwise, and only the identity for ``False``."""
     if tta is False:
         return [()]
-    axes = (0, 1, 2) if tta is True else tuple(tta)
+    axes = tuple(range(spatial_dims)) if tta is True else tuple(a for a in tta if a < spatial_dims)
     return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+
+
+def mirrored_softmax(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mirrors: Sequence[tuple[int, ...]], device: torch.device) -> torch.Tensor:
+    """Softmax of ``model`` on a (B, 1, *patch) batch averaged over the flip sets ``mirrors`` (spatial
+    axes; see :func:`mirror_sets`), each flipped back: (B, C, *patch) float32. bfloat16 autocast on CUDA."""
+
+    def one(axes: tuple[int, ...]) -> torch.Tensor:
+        dims = [a + 2 for a in axes]
+        xi = torch.flip(x, dims) if dims else x
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = forward(model, xi)
+        p = torch.softmax(logits.float(), dim=1)
+        return torch.flip(p, dims) if dims else p
+
+    total = one(mirrors[0])
+    for axes in mirrors[1:]:
+        total += one(axes)
+    return total / len(mirrors)
 
 
 @torch.inference_mode()
@@ -185,21 +207,13 @@ def sliding_window(
     weight = torch.from_numpy(monai_importance(patch) if grid == "monai" else gaussian_importance(patch)).to(device)
     probs = torch.zeros((num_classes, *full), dtype=torch.float32, device=device)
     norm = torch.zeros(full, dtype=torch.float32, device=device)
-    mirrors = _mirror_sets(tta)
+    mirrors = mirror_sets(tta)
     x_all = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))
     for i in tqdm(range(0, len(starts), batch_size), desc="tiles", unit="batch", leave=False, disable=not progress):
         batch_starts = starts[i : i + batch_size]
         slices = [tuple(slice(s, s + p) for s, p in zip(st, patch)) for st in batch_starts]
         x = torch.stack([x_all[(slice(None), *sl)] for sl in slices]).to(device)
-        out = torch.zeros((len(slices), num_classes, *patch), dtype=torch.float32, device=device)
-        for axes in mirrors:
-            dims = [a + 2 for a in axes]
-            xi = torch.flip(x, dims) if dims else x
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = forward(model, xi)
-            p = torch.softmax(logits.float(), dim=1)
-            out += torch.flip(p, dims) if dims else p
-        out /= len(mirrors)
+        out = mirrored_softmax(model, x, mirrors, device)
         for j, sl in enumerate(slices):
             probs[(slice(None), *sl)] += out[j] * weight
             norm[sl] += weight
