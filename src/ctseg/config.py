@@ -113,6 +113,7 @@ class TrainSettings:
     loss: str = "dice_ce"
     loss_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {class_weights: [1, 1, 5]}
     foreground_fraction: float = 0.33  # share of patches centred on a foreground class
+    sample_by_component: bool = False  # ... on a uniformly drawn connected component of that class
     drop_empty_slices: bool = False  # 2D: never sample an axial slice without foreground
     val_fraction: float = 0.2
     val_patches_per_case: int = 4

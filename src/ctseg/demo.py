@@ -44,7 +44,8 @@ def run_demo(
     times["synth_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    config = load_config("cpu", overrides=[{"train": {"time_budget_minutes": minutes, "seed": seed}}])
+    # the time budget decides when training ends (the preset's 40 epochs would stop a fast machine early)
+    config = load_config("cpu", overrides=[{"train": {"time_budget_minutes": minutes, "seed": seed, "epochs": 1000}}])
     run_dir = out / "run"
     result = train(data, run_dir, config, resume=(run_dir / "checkpoint_last.pt").is_file(), progress=progress)
     times["train_s"] = time.perf_counter() - start

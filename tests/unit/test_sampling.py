@@ -8,9 +8,11 @@ from ctseg.data import (
     PatchSampler,
     apply_flips,
     apply_intensity,
+    choose_center,
     extract_patch,
     make_params,
 )
+from ctseg.data.sampling import add_components
 
 
 def _case():
@@ -36,6 +38,40 @@ def test_class_balanced_sampling_finds_the_small_tumour() -> None:
     rng = np.random.default_rng(1)
     hits = sum((sampler.sample(rng)[1] == 2).any() for _ in range(40))
     assert hits >= 15  # tumour is 0.03% of voxels; class balancing picks it in ~half the batches
+
+
+def _two_tumours():
+    """An organ, a 500-voxel tumour, a 27-voxel tumour and a 2-voxel speck of tumour."""
+    seg = np.zeros((1, 40, 40, 20), np.uint8)
+    seg[0, 2:38, 2:38, 2:18] = 1
+    seg[0, 5:15, 5:15, 5:10] = 2
+    seg[0, 30:33, 30:33, 12:15] = 2
+    seg[0, 25, 5, 3:5] = 2
+    locations = {c: np.argwhere(seg[0] == c) for c in (1, 2)}
+    return {"image": np.zeros(seg.shape, np.float32), "seg": seg, "locations": locations, "pad_value": 0.0}
+
+
+def test_component_sampling_draws_the_small_tumour_as_often_as_the_large_one() -> None:
+    case = add_components(_two_tumours())
+    assert set(case["components"]) == {2}  # the organ is one piece; the speck is no group
+    assert sorted(len(g) for g in case["components"][2]) == [27, 500]
+
+    def small_share(c: dict) -> float:
+        rng = np.random.default_rng(0)
+        centres = [choose_center(c, (1, 1, 1), rng, True) for _ in range(2000)]  # no jitter
+        tumour = [x for x in centres if c["seg"][0][tuple(x)] == 2]
+        return sum(1 for x in tumour if x[0] >= 30) / len(tumour)
+
+    assert 0.4 < small_share(case) < 0.6
+    assert small_share(_two_tumours()) < 0.1  # by voxel: 27 of 529
+
+
+def test_component_sampling_changes_nothing_for_single_component_classes() -> None:
+    plain, grouped = _case(), add_components(_case())
+    assert grouped["components"] == {}
+    a = PatchSampler([plain], (8, 8, 4), 2, 1.0, None).sample(np.random.default_rng(4))
+    b = PatchSampler([grouped], (8, 8, 4), 2, 1.0, None, by_component=True).sample(np.random.default_rng(4))
+    np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_sampler_is_deterministic_and_labels_follow_images() -> None:

@@ -81,6 +81,30 @@ def test_validation_set_draws_2d_slice_patches() -> None:
     assert _slices_seen(np.stack([img for img, _ in val.items])) <= {3, 4, 5}
 
 
+class _Recording(torch.nn.Module):
+    """Class-1 logit = the input; remembers the batch size of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(int(x.shape[0]))
+        return torch.cat([torch.zeros_like(x), x, -x], dim=1)
+
+
+def test_validation_calls_stay_within_the_voxel_budget() -> None:
+    """Large validation patches go through the network fewer at a time; the scores do not change."""
+    labels = {0: "bg", 1: "organ", 2: "tumour"}
+    default, bounded = _Recording(), _Recording()
+    a = ValidationSet([_case()], (16, 16), 6, labels).evaluate(default, torch.device("cpu"))
+    b = ValidationSet([_case()], (16, 16), 6, labels, max_voxels=2 * 16 * 16 + 5).evaluate(bounded, torch.device("cpu"))
+    assert default.batches == [4, 2] and bounded.batches == [2, 2, 2]
+    assert a["dice"] == b["dice"] and a["loss"] == pytest.approx(b["loss"])
+    tiny = ValidationSet([_case()], (16, 16), 3, labels, max_voxels=10)
+    assert tiny.chunk == 1  # a patch larger than the budget still runs, alone
+
+
 class _Pointwise(torch.nn.Module):
     """A '2D network' whose class-1 logit is the input itself: its softmax is known at every pixel."""
 

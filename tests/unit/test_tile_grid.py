@@ -20,7 +20,7 @@ from ctseg.inference.sliding_window import (
 )
 from ctseg.io import Image
 from ctseg.models.persist import build_model, model_spec, save_model
-from ctseg.preprocessing import Plan, preprocess_region, restore_labels, volume_grid
+from ctseg.preprocessing import Plan, preprocess_region, restore_labels, tiles_on_body, volume_grid
 
 monai_inferers = pytest.importorskip("monai.inferers", reason="MONAI (a test dependency) is not installed")
 monai_data = pytest.importorskip("monai.data.utils", reason="MONAI (a test dependency) is not installed")
@@ -172,6 +172,38 @@ def test_predictor_monai_grid_matches_monai_on_the_whole_volume_inside_the_body(
     body[grid.crop] = True
     body = canon.invert(body)
     assert min(_dice_per_label(ours[body], theirs[body], 3)) >= 0.999 and np.all(ours[~body] == 0)
+
+
+def _l_shaped_ct(shape=(60, 60, 5), spacing=(2.0, 2.0, 3.0)) -> Image:
+    """An L-shaped 'body' (two soft-tissue bars) in air: the far corner of its box holds no body."""
+    hu = np.full(shape, -1000.0)
+    hu[4:56, 4:16] = 40.0  # one bar along x
+    hu[4:16, 4:56] = 40.0  # one bar along y
+    hu[6:12, 6:12] += 80.0  # a denser 'organ' where they meet
+    hu += np.random.default_rng(1).normal(0, 20, shape)
+    return Image(hu.astype(np.float32), make_affine(spacing, shape=shape))
+
+
+def test_tiles_covering_only_air_are_skipped_and_the_body_still_agrees(tmp_path) -> None:
+    image = _l_shaped_ct()
+    predictor = Predictor(_run(tmp_path, "monai"))
+    plan = predictor.plan
+    grid = volume_grid(image, plan)
+    touching = tiles_touching(tile_grid(grid.shape, plan.patch_size, 0.5, "monai"), plan.patch_size, grid.box)
+    on_body = tiles_on_body(grid, touching, plan.patch_size)
+    assert 0 < len(on_body) < len(touching)  # the tiles in the L's empty corner are left out
+    calls: list[int] = []
+    network = predictor.network
+    predictor.network = lambda x: (calls.append(int(x.shape[0])), network(x))[1]
+    ours = predictor.predict_image(image).array
+    assert sum(calls) == len(on_body)
+    predictor.network = network
+    whole, whole_geometry = preprocess_region(grid, plan, tuple(slice(0, n) for n in grid.shape))
+    ref, _ = _monai(whole[None], lambda x: network(x) if x.shape[0] > 1 else network(torch.cat([x, x]))[:1], plan.patch_size)
+    theirs = restore_labels(ref, whole_geometry)
+    body = np.asarray(image.array) > -500.0
+    assert min(_dice_per_label(ours[body], theirs[body], 3)) >= 0.999
+    np.testing.assert_array_equal(ours[body], theirs[body])
 
 
 def test_region_preprocessing_equals_the_same_block_of_the_whole_volume() -> None:

@@ -6,13 +6,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cc3d
 import numpy as np
 from scipy import ndimage
 
 from ..config import AugmentSettings
 from .augment import PatchParams, apply_flips, apply_intensity, elastic_displacement, make_params
 
-__all__ = ["PatchSampler", "extract_patch", "choose_center"]
+__all__ = ["PatchSampler", "extract_patch", "choose_center", "add_components"]
+
+#: components smaller than this (voxels of the preprocessed grid) are not drawn as their own group
+MIN_COMPONENT_VOXELS = 27
+
+
+def add_components(case: dict[str, Any], min_voxels: int = MIN_COMPONENT_VOXELS) -> dict[str, Any]:
+    """Group each class's sampled ``locations`` by connected component (26-connectivity) of that
+    class in ``case["seg"]``, so that foreground patches can be centred on a uniformly drawn
+    component (a 1 mL tumour as often as the 60 mL one beside it) rather than on a uniformly drawn
+    voxel. Stored as ``case["components"][cls]``: index arrays into ``case["locations"][cls]``,
+    only for classes with two or more components of at least ``min_voxels`` voxels."""
+    seg = np.asarray(case["seg"][0])
+    groups: dict[int, list[np.ndarray]] = {}
+    for cls, locs in case["locations"].items():
+        if not len(locs):
+            continue
+        ids = cc3d.connected_components(seg == cls, connectivity=26)
+        sizes = np.bincount(ids.ravel())
+        at = ids[tuple(np.asarray(locs).T)]
+        found = [np.nonzero(at == k)[0] for k in np.unique(at) if k > 0 and sizes[k] >= min_voxels]
+        if len(found) > 1:
+            groups[int(cls)] = found
+    case["components"] = groups
+    return case
 
 
 def choose_center(
@@ -21,8 +46,10 @@ def choose_center(
     """Voxel on which to centre a patch (before a random offset inside the patch).
 
     With ``foreground``, a class is drawn uniformly among the foreground classes present in the
-    case (class-balanced: small tumours are seen as often as the organ), then one of its voxels.
-    Otherwise the centre is uniform over positions where the patch overlaps the volume.
+    case (class-balanced: small tumours are seen as often as the organ), then one of its voxels;
+    where :func:`add_components` grouped the class's voxels, first one of its components
+    (uniformly), then one of that component's voxels. Otherwise the centre is uniform over
+    positions where the patch overlaps the volume.
     """
     shape = np.array(case["image"].shape[1:])
     half = np.array(patch) // 2
@@ -30,7 +57,10 @@ def choose_center(
     if foreground and classes:
         cls = classes[int(rng.integers(len(classes)))]
         locs = case["locations"][cls]
-        voxel = locs[int(rng.integers(len(locs)))].astype(np.int64)
+        groups = case.get("components", {}).get(cls)
+        pool = groups[int(rng.integers(len(groups)))] if groups else None
+        pick = int(rng.integers(len(locs))) if pool is None else int(pool[int(rng.integers(len(pool)))])
+        voxel = locs[pick].astype(np.int64)
         jitter = np.array([int(rng.integers(-h // 2, h // 2 + 1)) if h > 1 else 0 for h in half])
         return np.clip(voxel + jitter, 0, shape - 1)
     lo = np.minimum(half, shape // 2)
@@ -103,6 +133,12 @@ class PatchSampler:
     batch_size: int
     foreground_fraction: float
     augment: AugmentSettings | None
+    by_component: bool = False  # foreground patches: a uniformly drawn component of the class
+
+    def __post_init__(self) -> None:
+        if self.by_component:
+            for case in self.cases:
+                add_components(case)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One batch: images (B, 1, *patch) float32 and labels (B, *patch) int64.

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import AugmentSettings
 from .augment import PatchParams, apply_flips, apply_intensity, make_params
-from .sampling import choose_center, extract_patch
+from .sampling import add_components, choose_center, extract_patch
 
 __all__ = ["SliceSampler", "foreground_slices", "choose_slice", "slice_patch", "in_plane_params"]
 
@@ -79,9 +79,13 @@ class SliceSampler:
     foreground_fraction: float
     augment: AugmentSettings | None
     drop_empty: bool = False
+    by_component: bool = False  # as :class:`~ctseg.data.sampling.PatchSampler`
     _slices: list[np.ndarray | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.by_component:
+            for case in self.cases:
+                add_components(case)
         self._slices = [foreground_slices(c["seg"]) if self.drop_empty else None for c in self.cases]
         if self.drop_empty and not any(len(s) for s in self._slices if s is not None):
             raise ValueError("train.drop_empty_slices is on but no training case has a slice with a foreground label")

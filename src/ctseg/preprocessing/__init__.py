@@ -13,7 +13,7 @@ from .pipeline import (
     roi_box,
 )
 from .plan import LOCATOR_DIR, Plan, make_plan
-from .volume_grid import VolumeGrid, preprocess_region, volume_grid
+from .volume_grid import VolumeGrid, preprocess_region, tiles_on_body, volume_grid
 
 __all__ = [
     "compute_fingerprint",
@@ -31,4 +31,5 @@ __all__ = [
     "VolumeGrid",
     "volume_grid",
     "preprocess_region",
+    "tiles_on_body",
 ]

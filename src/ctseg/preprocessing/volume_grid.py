@@ -23,7 +23,7 @@ from .pipeline import CaseGeometry, crop_box, shifted_affine
 from .plan import Plan
 from .resample import grid_for_spacing, resample_array
 
-__all__ = ["VolumeGrid", "volume_grid", "preprocess_region"]
+__all__ = ["VolumeGrid", "volume_grid", "preprocess_region", "tiles_on_body"]
 
 Box = tuple[slice, slice, slice]
 
@@ -105,3 +105,25 @@ def preprocess_region(grid: VolumeGrid, plan: Plan, region: Box) -> tuple[np.nda
     )
     return normalize(resampled, plan.normalization), geometry
 
+
+def tiles_on_body(grid: VolumeGrid, tiles: list[tuple[int, ...]], patch: tuple[int, ...], threshold: float = -500.0) -> list[tuple[int, ...]]:
+    """The tiles (starts on ``grid``, in the order given) whose block, grown by one grid voxel on
+    every side, holds a canonical voxel above ``threshold`` HU (the body's threshold).
+
+    A tile left out covers only air: every voxel it could change, and every input voxel whose
+    restored value reads one of them (linear interpolation reads grid voxels less than one grid
+    voxel away), lies outside the body, so the probabilities on the body are the same without it.
+    """
+    scale, offset = _grid_coords(grid.affine, grid.reorientation.target_affine)
+    if np.any(scale <= 0):
+        return list(tiles)  # only RAS-ordered grids are laid out by grid_for_spacing
+    body = grid.canonical > threshold
+    size = np.asarray(body.shape)
+    keep = []
+    for t in tiles:
+        first, last = np.asarray(t) - 1, np.asarray(t) + np.asarray(patch)  # grid voxels, one beyond
+        lo = np.clip(np.floor(scale * first + offset).astype(int), 0, size)
+        hi = np.clip(np.ceil(scale * last + offset).astype(int) + 1, 0, size)
+        if np.all(hi > lo) and body[tuple(slice(a, b) for a, b in zip(lo, hi))].any():
+            keep.append(t)
+    return keep

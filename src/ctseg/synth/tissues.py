@@ -97,7 +97,10 @@ def _enhancing(put: Callable[..., None], rng: np.random.Generator, phase: float,
     put(T.HEP_VEIN, (45.0 + 110.0 * phase) * dose, 5)
     put(T.LIVER_PORTAL, portal * rng.uniform(0.85, 1.0), 5)
 
-    put(T.LIVER, (52.0 + 16.0 * phase) * dose + j(4), rng.uniform(4, 8), 3)
+    # Healthy liver is homogeneous at the scale of centimetres: ROIs in different segments differ
+    # by a few HU, so its ~30 mm texture is 2-4 HU (at 4-8 HU, 3-5 cm patches 15-20 HU darker than
+    # the organ's mean looked like the faint tumours and were labelled healthy).
+    put(T.LIVER, (52.0 + 16.0 * phase) * dose + j(4), rng.uniform(2, 4), 3)
     put(T.SPLEEN, (50.0 + 14.0 * phase) * dose + j(4), rng.uniform(4, 8), 3)
     put(T.PANCREAS, (58.0 - 12.0 * phase) * dose + j(5), rng.uniform(4, 7), 5)
     put(T.PANC_FAT, fat * rng.uniform(0.25, 0.5), 8, 10)

@@ -76,9 +76,9 @@ def _make_sampler(run: RunFolder, t: TrainSettings) -> PatchSampler | SliceSampl
     """The training sampler: 3D patches, or axial slices for a 2D plan."""
     cases = _load_cases(run, run.train_ids)
     if run.plan.spatial_dims == 3:
-        return PatchSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment)  # type: ignore[arg-type]
+        return PatchSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, by_component=t.sample_by_component)  # type: ignore[arg-type]
     try:
-        return SliceSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, drop_empty=t.drop_empty_slices)  # type: ignore[arg-type]
+        return SliceSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, drop_empty=t.drop_empty_slices, by_component=t.sample_by_component)  # type: ignore[arg-type]
     except ValueError as exc:
         raise DatasetError(f"{run.path}: {exc}; turn it off (train.drop_empty_slices=false) or check the labels") from None
 
@@ -113,7 +113,9 @@ class Trainer:
         base = create_loss(t.loss, **t.loss_kwargs)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
         self.sampler = _make_sampler(run, t)
-        self.validation = ValidationSet(_load_cases(run, run.val_ids), _val_patch(run, t), t.val_patches_per_case, plan.labels, seed=t.seed, drop_empty=t.drop_empty_slices)
+        # no more voxels per validation call than a training batch holds (which also keeps gradients)
+        max_voxels = t.batch_size * int(np.prod(plan.patch_size))
+        self.validation = ValidationSet(_load_cases(run, run.val_ids), _val_patch(run, t), t.val_patches_per_case, plan.labels, seed=t.seed, drop_empty=t.drop_empty_slices, max_voxels=max_voxels)
         self.epoch, self.iteration, self.elapsed = 0, 0, 0.0
         self.epoch_step, self.epoch_losses = 0, list[float]()  # position inside the current epoch (mid-epoch resume)
         self.best, self.ema = -1.0, None

@@ -28,9 +28,13 @@ class ValidationSet:
     slices holding foreground, as the training sampler does (a case without any is left out).
     """
 
-    def __init__(self, cases: list[dict[str, Any]], patch: tuple[int, ...], per_case: int, labels: dict[int, str], seed: int = 0, drop_empty: bool = False) -> None:
+    def __init__(self, cases: list[dict[str, Any]], patch: tuple[int, ...], per_case: int, labels: dict[int, str], seed: int = 0, drop_empty: bool = False, max_voxels: int | None = None) -> None:
         rng = np.random.default_rng(seed + 1_000_003)
         self.labels = labels
+        # patches per forward call: 4, or as many as fit in ``max_voxels`` (at least one), so that
+        # large validation patches (256x256x64 at 1 mm) do not multiply the network's activations
+        per_patch = int(np.prod(patch))
+        self.chunk = 4 if max_voxels is None else max(1, min(4, int(max_voxels) // per_patch))
         self.items: list[tuple[np.ndarray, np.ndarray]] = []
         for case in cases:
             slices = foreground_slices(case["seg"]) if drop_empty and len(patch) == 2 else None
@@ -52,8 +56,8 @@ class ValidationSet:
         n = max(self.labels) + 1
         tp, fp, fn = np.zeros(n), np.zeros(n), np.zeros(n)
         losses = []
-        for start in range(0, len(self.items), 4):
-            chunk = self.items[start : start + 4]
+        for start in range(0, len(self.items), self.chunk):
+            chunk = self.items[start : start + self.chunk]
             images = torch.from_numpy(np.stack([img for img, _ in chunk])).to(device)
             targets = torch.from_numpy(np.stack([lab for _, lab in chunk])).to(device)
             logits = forward(model, images)
