@@ -137,3 +137,29 @@ def test_a_softmax_head_is_trained_and_predicted_through_its_logits() -> None:
         np.testing.assert_allclose(torch.softmax(forward(head, x), 1).numpy(), ref.numpy(), atol=1e-6)
         np.testing.assert_allclose(torch.softmax(as_logits(head, head(x)), 1).numpy(), ref.numpy(), atol=1e-6)
     assert as_logits(plain, ref) is ref  # a logits network is left alone
+
+
+class _Batches3d(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 2, 1)
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(int(x.shape[0]))
+        return self.conv(x)
+
+
+def test_only_small_lone_3d_inputs_are_sent_as_a_pair() -> None:
+    """PyTorch's slow batch-of-one path only hits small inputs; a large one runs alone."""
+    from ctseg.models.runtime import DUPLICATE_BELOW_VOXELS, forward
+
+    net = _Batches3d()
+    small, large = torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 64, 64, 64)
+    assert 8**3 < DUPLICATE_BELOW_VOXELS <= 64**3
+    with torch.inference_mode():
+        a, b = forward(net, small), forward(net, large)
+        torch.testing.assert_close(a, net.conv(small))
+        torch.testing.assert_close(b, net.conv(large))
+        forward(net, torch.rand(3, 1, 8, 8, 8))
+    assert net.batches == [2, 1, 3] and a.shape[0] == 1 and b.shape[0] == 1
