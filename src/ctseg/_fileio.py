@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json", "write_text", "read_json"]
+__all__ = ["atomic_path", "write_json", "write_text", "read_json", "csv_text"]
 
 
 @contextlib.contextmanager
@@ -49,6 +51,16 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``target`` atomically (UTF-8)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], cell: Callable[[Any], str] = str) -> str:
+    """``rows`` as CSV text: the header ``columns``, then ``cell(row.get(column))`` for every cell."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
 
 
 def write_json(target: str | os.PathLike[str], obj: Any) -> None:

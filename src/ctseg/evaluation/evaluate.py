@@ -15,8 +15,6 @@ volumes and volume errors in mL and %), and writes
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import logging
@@ -29,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from .._fileio import write_json, write_text
+from .._fileio import csv_text, write_json, write_text
 from ..errors import DatasetError, InputError
 from ..io.datasets import case_id_from_path as case_id
 from ..io.datasets import list_nifti
@@ -241,15 +239,6 @@ def _check_grid(pred: Image, ref: Image, pred_path: Path, ref_path: Path) -> Non
 # ----------------------------------------------------------------------------- summary and output
 
 
-def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = CSV_COLUMNS) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in columns])
-    return buffer.getvalue()
-
-
 def _csv_cell(value: Any) -> str:
     if value is None:  # a column that does not apply to this row (e.g. lesion counts)
         return ""
@@ -375,11 +364,11 @@ def evaluate(
     }
     out = Path(out_dir)
     csv_path, summary_path = out / "metrics.csv", out / "summary.json"
-    write_text(csv_path, _csv_text(rows))
+    write_text(csv_path, csv_text(rows, CSV_COLUMNS, _csv_cell))
     lesions_path = None
     if scoring["lesion_labels"]:
         lesions_path = out / "lesions.csv"
-        write_text(lesions_path, _csv_text(lesion_rows, LESION_CSV_COLUMNS))
+        write_text(lesions_path, csv_text(lesion_rows, LESION_CSV_COLUMNS, _csv_cell))
     write_json(summary_path, summary)
     return EvaluationResult(
         rows=rows,

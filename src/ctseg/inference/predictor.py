@@ -137,7 +137,7 @@ class Predictor:
         grid = volume_grid(image, self.plan, box)
         patch = self.plan.patch_size
         tiles = tiles_touching(tile_grid(grid.shape, patch, self.step, "monai"), patch, grid.box)
-        tiles = tiles_on_body(grid, tiles, patch) or tiles
+        tiles = tiles_on_body(grid, tiles, patch, self.plan.crop_threshold_hu) or tiles
         region = tuple(slice(max(0, min(t[a] for t in tiles)), min(n, max(t[a] for t in tiles) + patch[a])) for a, n in enumerate(grid.shape))
         array, geometry = preprocess_region(grid, self.plan, region)  # type: ignore[arg-type]
         local = [tuple(v - r.start for v, r in zip(t, region)) for t in tiles]

@@ -108,7 +108,7 @@ def preprocess_region(grid: VolumeGrid, plan: Plan, region: Box) -> tuple[np.nda
 
 def tiles_on_body(grid: VolumeGrid, tiles: list[tuple[int, ...]], patch: tuple[int, ...], threshold: float = -500.0) -> list[tuple[int, ...]]:
     """The tiles (starts on ``grid``, in the order given) whose block, grown by one grid voxel on
-    every side, holds a canonical voxel above ``threshold`` HU (the body's threshold).
+    every side, holds a canonical voxel above ``threshold`` HU (the body's: ``plan.crop_threshold_hu``).
 
     A tile left out covers only air: every voxel it could change, and every input voxel whose
     restored value reads one of them (linear interpolation reads grid voxels less than one grid

@@ -8,11 +8,12 @@ are drawn from the same rows.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from .._fileio import csv_text
 
 __all__ = ["COMPARE_COLUMNS", "comparison_csv", "comparison_markdown", "comparison_chart"]
 
@@ -53,12 +54,7 @@ def _cell(value: Any) -> str:
 def comparison_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows as CSV text with the header :data:`COMPARE_COLUMNS` (a metric with no finite value
     over the cases is written ``nan``)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COMPARE_COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in COMPARE_COLUMNS])
-    return buffer.getvalue()
+    return csv_text(rows, COMPARE_COLUMNS, _cell)
 
 
 def _entries(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
