@@ -32,9 +32,10 @@ FMA pipes, AVX2; state the clock with ``--ghz``). The network is the ``cpu`` pre
 synthetic data, trained for a few iterations (``--run`` reuses a run folder instead); the
 synthetic 512x512x100 case (0.78 x 0.78 x 2.5 mm) is of the run's task (liver or pancreas, from
 its labels). ``--cases`` and ``--contenders`` pick a subset (e.g. ``--cases dicom`` for a quick
-check). Run it niced, on a quiet machine::
+check). ``--repeat N`` runs every contender N times in rounds and reports median times (on a
+shared VM single runs have differed by 30 %). Run it niced, on a quiet machine::
 
-    nice .venv/bin/python benchmarks/inference.py --run RUN
+    nice .venv/bin/python benchmarks/inference.py --run RUN --repeat 3
 """
 
 from __future__ import annotations
@@ -236,38 +237,55 @@ CONTENDERS: dict[str, tuple[str, str | None, str | Callable, bool, str]] = {
 }
 
 
-def run_case(label: str, path: Path, predictors: dict[tuple[str, str], Predictor], keys: list[str], out: Path, gflop: float, peak: float) -> list[str]:
-    rows, results = [], {}
+def run_case(label: str, path: Path, predictors: dict[tuple[str, str], Predictor], keys: list[str], out: Path, gflop: float, peak: float, repeat: int = 1) -> list[str]:
+    """The table rows of one case. With ``repeat`` > 1 every contender runs that many times, in
+    rounds (each round runs them all once, so a slow spell of the machine hits every contender),
+    and the times are the medians (peak RSS the largest)."""
+    rows = []
     base = predictors[("torch", "spread")]
     # MONAI and the plain loop get the network as a user would hand it over: the plain module in
     # PyTorch's default (contiguous) layout, not ctseg's channels-last CPU wrapper (except the
     # "monai-cl" row, which measures what the layout alone changes)
     plain = copy.deepcopy(base.model).to(memory_format=torch.contiguous_format).eval()
-    for key in [k for k in CONTENDERS if k in keys or k == "monai"]:
-        name, backend, how, whole, layout = CONTENDERS[key]
-        predictor = predictors[(backend, how)] if backend else base
-        ours = backend is not None
-        net = _Timed(predictor.network if ours or layout == "channels-last" else plain, ctseg_forward=ours)
-        saved = predictor.network
-        with _RssPeak() as rss:
-            start = time.perf_counter()
-            image = read_image(path, dtype=np.float32)
-            if ours:
-                predictor.network = net
-                try:
-                    labels = predictor.predict_image(image).array
-                finally:
-                    predictor.network = saved
-            else:
-                labels = _predict_with(predictor, how(predictor, net), image, whole)  # type: ignore[operator]
-            write_nifti(LabelMap(labels, image.affine.copy()), out / f"{key}-{path.name.split('.')[0]}.nii.gz", like=image)
-            total = time.perf_counter() - start
-        results[name] = (labels, total, net.seconds, rss.peak, net.tiles)
+    names = [k for k in CONTENDERS if k in keys or k == "monai"]
+    runs: dict[str, list[tuple[np.ndarray, float, float, int, int]]] = {k: [] for k in names}
+    for _ in range(repeat):
+        for key in names:
+            runs[key].append(_run_once(key, path, predictors, base, plain, out))
+    results = {}
+    for key, found in runs.items():
+        labels, _, _, _, tiles = found[-1]
+        total = float(np.median([f[1] for f in found]))
+        network = float(np.median([f[2] for f in found]))
+        results[CONTENDERS[key][0]] = (labels, total, network, max(f[3] for f in found), tiles)
     ref = results[REFERENCE][0]
     for name, (labels, total, network, rss, tiles) in results.items():
         rate = gflop * tiles / network
         rows.append(f"| {label} | {name} | {total:.1f} | {network:.1f} | {rss / 2**30:.2f} | {_dice_per_label(labels, ref, base.labels)} | {tiles} | {rate:.1f} ({100 * rate / peak:.0f}%) |")
     return rows
+
+
+def _run_once(key: str, path: Path, predictors: dict[tuple[str, str], Predictor], base: Predictor, plain: torch.nn.Module, out: Path) -> tuple[np.ndarray, float, float, int, int]:
+    """One contender on one case: (labels, end-to-end s, network s, peak RSS bytes, tiles)."""
+    _, backend, how, whole, layout = CONTENDERS[key]
+    predictor = predictors[(backend, how)] if backend else base
+    ours = backend is not None
+    net = _Timed(predictor.network if ours or layout == "channels-last" else plain, ctseg_forward=ours)
+    saved = predictor.network
+    with _RssPeak() as rss:
+        start = time.perf_counter()
+        image = read_image(path, dtype=np.float32)
+        if ours:
+            predictor.network = net
+            try:
+                labels = predictor.predict_image(image).array
+            finally:
+                predictor.network = saved
+        else:
+            labels = _predict_with(predictor, how(predictor, net), image, whole)  # type: ignore[operator]
+        write_nifti(LabelMap(labels, image.affine.copy()), out / f"{key}-{path.name.split('.')[0]}.nii.gz", like=image)
+        total = time.perf_counter() - start
+    return labels, total, net.seconds, rss.peak, net.tiles
 
 
 def main() -> None:
@@ -276,7 +294,10 @@ def main() -> None:
     parser.add_argument("--cases", default="synthetic,dicom,nifti", help="comma-separated: synthetic, dicom, nifti (default all)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated rows (default all; the MONAI reference always runs): {', '.join(CONTENDERS)}")
     parser.add_argument("--ghz", type=float, default=2.45, help="CPU clock for the peak estimate (default: BogoMIPS/2)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender and case, in rounds; the table gives median times (default 1)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
     keys = args.contenders.split(",")
     unknown = sorted(set(keys) - set(CONTENDERS))
     if unknown:
@@ -297,11 +318,12 @@ def main() -> None:
         peak = cpu_threads() * args.ghz * 32
         task = _run_task(run)
         print(f"machine: {platform.processor() or platform.machine()}, {cpu_threads()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+        print(f"runs per contender and case: {args.repeat} (median times)")
         print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile; CPU peak {peak:.0f} GFLOP/s; task {task}")
         print("| case | contender | end to end s | network s | peak RSS GiB | Dice vs MONAI per label (MONAI's voxels) | tiles | GFLOP/s (of peak) |")
         print("|---|---|---|---|---|---|---|---|")
         for label, path in _cases(root, args.cases.split(","), task):
-            for row in run_case(label, path, predictors, keys, root, gflop, peak):
+            for row in run_case(label, path, predictors, keys, root, gflop, peak, args.repeat):
                 print(row, flush=True)
         print(f"load average after: {os.getloadavg()[0]:.1f}")
 

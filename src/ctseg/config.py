@@ -92,6 +92,11 @@ class AugmentSettings:
     elastic_prob: float = 0.0  # smooth random deformation (as batchgenerators / the UPC pipeline)
     elastic_alpha: tuple[float, float] = (2.0, 6.0)  # largest displacement, voxels
     elastic_sigma: float = 6.0  # smoothness of the displacement field, voxels
+    # label-aware: mirror a lesion's mean contrast to its host organ (hypodense <-> hyperdense),
+    # texture kept, for lesions whose rarer appearance the training cases hold too few of
+    lesion_contrast_prob: float = 0.0
+    lesion_contrast_scale: tuple[float, float] = (0.6, 1.4)  # |new contrast| / |old contrast|
+    lesion_labels: tuple[int, int] = (2, 1)  # (lesion label, host organ label)
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ class PredictSettings:
     batch_size: int = 4  # tiles per network call
     checkpoint: str = "final"  # "final" or "best"
     keep_largest_component: bool = False  # one organ per case: drop foreground away from it
+    # {label: fraction}: drop regions of the label whose one-voxel shell lies less than this on
+    # other foreground labels (a tumour that must lie in its organ: {2: 0.5}); empty = off
+    min_contact: dict[int, float] = field(default_factory=dict)
     tile_grid: str = "spread"  # "spread": starts spread over the body's box; "monai": MONAI's starts on the whole volume, tiles off the body skipped
 
 

@@ -152,3 +152,26 @@ def test_training_refuses_a_corrupt_case_before_writing_anything(tiny, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "ctseg.cli", "train", str(data), "-o", str(run), "--preset", "cpu"], capture_output=True, text=True)
     assert proc.returncode == 2 and label.name in proc.stderr and "Traceback" not in proc.stderr
     assert not run.exists()
+
+
+def test_contact_rule_comes_from_the_config_or_the_tuned_file(tiny, tmp_path) -> None:
+    import shutil
+
+    from ctseg.config import read_run_config
+    from ctseg.errors import InputError
+    from ctseg.inference.tuning import POSTPROCESSING_FILE
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("preprocessed", "tensorboard"))
+    assert Predictor(run).min_contact == {}  # off unless asked for
+    config = read_run_config(run)
+    (run / "config.yaml").write_text(config.merged({"predict": {"min_contact": {2: 0.5}}}).to_yaml())
+    assert Predictor(run).min_contact == {2: 0.5}
+    # what was chosen on the validation cases wins over the config
+    (run / POSTPROCESSING_FILE).write_text(json.dumps({"min_component_mm3": {"2": 100.0}, "min_contact": {"2": 0.25}}))
+    predictor = Predictor(run)
+    assert predictor.min_contact == {2: 0.25} and predictor.min_component_mm3 == {2: 100.0}
+    (run / POSTPROCESSING_FILE).unlink()
+    (run / "config.yaml").write_text(config.merged({"predict": {"min_contact": {5: 0.5}}}).to_yaml())
+    with pytest.raises(InputError, match="min_contact"):
+        Predictor(run)

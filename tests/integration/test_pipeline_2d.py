@@ -93,4 +93,4 @@ def test_a_2d_run_exports_to_onnx_and_predicts_the_same(run2d, tmp_path) -> None
     image = read_nifti(run2d["test"])
     torch_probs, _ = Predictor(run2d["run"]).probabilities(image)
     onnx_probs, _ = Predictor(run2d["run"], backend="onnx").probabilities(image)
-    np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-4)
+    np.testing.assert_allclose(onnx_probs, torch_probs, atol=5e-4)  # float32 kernels of two runtimes

@@ -10,6 +10,7 @@ import matplotlib.image
 
 from ctseg.reporting.comparison import (
     COMPARE_COLUMNS,
+    _chart_figure,
     comparison_chart,
     comparison_csv,
     comparison_markdown,
@@ -59,3 +60,20 @@ def test_chart_is_a_png() -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     image = matplotlib.image.imread(io.BytesIO(png), format="png")
     assert image.shape[1] > image.shape[0] > 200
+
+
+def test_many_entries_stand_labels_up_and_far_apart_times_go_on_a_log_axis() -> None:
+    import matplotlib.pyplot as plt
+
+    fig = _chart_figure(ROWS)
+    assert fig.axes[2].get_yscale() == "linear"  # 0.5 s and 2.3 s: a plain axis
+    assert all(t.get_rotation() == 0 for t in fig.axes[0].texts)
+    plt.close(fig)
+    many = []
+    for e, seconds in enumerate([5.8, 129.0, 34.0, 11.0, 18.0, 1338.0]):
+        for row in (_row(f"p{e}", "unet", "liver", 1, 0.5, 9.0, 3), _row(f"p{e}", "unet", "tumour", 2, 0.1, 20.0, 3)):
+            many.append({**row, "infer_seconds_per_case": seconds})
+    fig = _chart_figure(many)
+    assert fig.axes[2].get_yscale() == "log" and "log scale" in fig.axes[2].get_title()
+    assert fig.axes[0].texts and all(t.get_rotation() == 90 for t in fig.axes[0].texts)
+    plt.close(fig)

@@ -1,4 +1,5 @@
-"""Post-processing on class probabilities: largest region, small regions per label in mm^3."""
+"""Post-processing on class probabilities: largest region, regions exposed off the organ, small
+regions per label in mm^3."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from ctseg.inference.postprocess import (
     apply_postprocessing,
     keep_largest_foreground,
+    remove_exposed_components,
     remove_small_components,
 )
 
@@ -54,3 +56,40 @@ def test_keep_largest_drops_the_detached_fragment_first() -> None:
     out = apply_postprocessing(_probs(labels), (1.0, 1.0, 1.0), keep_largest=True).argmax(0)
     assert (out[17:19, 17:19, 17:19] == 0).all() and (out[2:14, 2:14, 2:14] > 0).all()
     np.testing.assert_array_equal(keep_largest_foreground(_probs(labels)).argmax(0), out)
+
+
+def _exposed_scene() -> np.ndarray:
+    """The organ box with a tumour inside and a 3 x 4 x 4 block of "tumour" on its +x face."""
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:14, 2:14, 2:14] = 1
+    labels[4:8, 4:8, 4:8] = 2  # inside: its whole shell is organ
+    labels[14:17, 5:9, 5:9] = 2  # outside, touching: shell [13:18, 4:10, 4:10] minus the block
+    return labels
+
+
+def test_a_region_mostly_off_the_organ_goes_by_its_shell_fraction() -> None:
+    labels = _exposed_scene()
+    probs = _probs(labels)
+    probs[0][14:17, 5:9, 5:9] = 0.4  # off the organ the runner-up is background
+    # the outside block's shell: 5 x 6 x 6 - 3 x 4 x 4 = 132 voxels, 36 of them (x = 13) organ
+    contact = 36 / 132
+    kept = remove_exposed_components(probs, 2, min_contact=contact - 0.01).argmax(0)
+    np.testing.assert_array_equal(kept, labels)
+    out = remove_exposed_components(probs, 2, min_contact=contact + 0.01).argmax(0)
+    assert (out[14:17, 5:9, 5:9] == 0).all()
+    assert (out[4:8, 4:8, 4:8] == 2).all()  # the enclosed tumour stays
+    np.testing.assert_array_equal(out[labels != 2], labels[labels != 2])
+    # off (0) and a label that is absent change nothing
+    assert remove_exposed_components(probs, 2, min_contact=0.0) is probs
+    assert remove_exposed_components(_probs(np.where(labels == 2, 1, labels).astype(np.uint8)), 2, 0.5).argmax(0).max() == 1
+
+
+def test_a_region_with_no_shell_inside_the_array_and_the_rule_order() -> None:
+    # a tumour filling the whole array has no shell: nothing to judge, it stays
+    whole = np.full((4, 4, 4), 2, np.uint8)
+    np.testing.assert_array_equal(remove_exposed_components(_probs(whole), 2, 0.9).argmax(0), whole)
+    # apply_postprocessing runs the contact rule before the volume rule: the exposed block (48
+    # voxels) is gone at 0.5 while the enclosed tumour (64 voxels) survives a 50-voxel minimum
+    labels = _exposed_scene()
+    out = apply_postprocessing(_probs(labels), (1.0, 1.0, 1.0), min_contact={2: 0.5}, min_component_mm3={2: 50.0}).argmax(0)
+    assert (out == 2).sum() == 64 and (out[4:8, 4:8, 4:8] == 2).all()

@@ -8,6 +8,7 @@ from ctseg.data import (
     PatchSampler,
     apply_flips,
     apply_intensity,
+    apply_lesion_contrast,
     choose_center,
     extract_patch,
     make_params,
@@ -94,3 +95,72 @@ def test_flips_and_intensity_are_replayable() -> None:
     np.testing.assert_array_equal(fl, (fi[0] > 0).astype(np.uint8))
     np.testing.assert_array_equal(apply_intensity(img, params), apply_intensity(img, params))
     assert not np.allclose(apply_intensity(img, params), img)
+
+
+def _lesion_patch() -> tuple[np.ndarray, np.ndarray]:
+    """An organ at 0.5 with a hypodense lesion at 0.1 (contrast -0.4), both with the same noise."""
+    label = np.zeros((24, 24, 12), np.uint8)
+    label[2:22, 2:22, 1:11] = 1
+    label[8:16, 8:16, 3:9] = 2
+    noise = np.random.default_rng(0).normal(0.0, 0.05, label.shape).astype(np.float32)
+    image = (np.where(label == 2, 0.1, np.where(label == 1, 0.5, -1.0)) + noise)[None].astype(np.float32)
+    return image, label
+
+
+def test_lesion_contrast_is_mirrored_about_the_organ_with_the_texture_kept() -> None:
+    image, label = _lesion_patch()
+    out = apply_lesion_contrast(image, label, PatchParams(lesion_contrast=1.0))
+    delta = image[0][label == 2].mean() - image[0][label == 1].mean()  # about -0.4
+    core = (slice(10, 14), slice(10, 14), slice(5, 7))  # two voxels or more from the edge
+    np.testing.assert_allclose(out[0][core] - image[0][core], -2.0 * delta, atol=1e-4)  # same noise, moved
+    assert out[0][label == 2].mean() - out[0][label == 1].mean() > 0.3  # now hyperdense
+    far = np.zeros_like(label, bool)
+    far[2:5, 2:5, 1:11] = True  # organ away from the lesion
+    np.testing.assert_array_equal(out[0][far], image[0][far])
+    # half as strong: the new contrast is half the old one's size, on the other side
+    half = apply_lesion_contrast(image, label, PatchParams(lesion_contrast=0.5))
+    np.testing.assert_allclose(half[0][core] - image[0][core], -1.5 * delta, atol=1e-4)
+
+
+def test_lesion_contrast_off_absent_or_other_labels() -> None:
+    image, label = _lesion_patch()
+    assert apply_lesion_contrast(image, label, PatchParams()) is image  # off
+    no_lesion = np.where(label == 2, 1, label).astype(np.uint8)
+    assert apply_lesion_contrast(image, no_lesion, PatchParams(lesion_contrast=1.0)) is image
+    # (lesion, host) from the settings: with labels (1, 0) the organ is mirrored about the background
+    params = make_params(np.random.default_rng(0), AugmentSettings(lesion_contrast_prob=1.0, lesion_contrast_scale=(0.8, 0.9), lesion_labels=(1, 0)))
+    assert 0.8 <= params.lesion_contrast <= 0.9 and params.lesion_labels == (1, 0)
+    assert make_params(np.random.default_rng(0), AugmentSettings()).lesion_contrast == 0.0
+
+
+def test_sampler_applies_the_lesion_contrast() -> None:
+    image, label = _lesion_patch()
+    case = {"image": image, "seg": label[None], "locations": {c: np.argwhere(label == c) for c in (1, 2)}, "pad_value": -1.0}
+    plain = dict(flip_prob=0.0, rotate_prob=0.0, scale_prob=0.0, brightness_prob=0.0, shift_prob=0.0, contrast_prob=0.0, gamma_prob=0.0, noise_prob=0.0)
+    settings = AugmentSettings(**plain, lesion_contrast_prob=1.0)
+    images, labels = PatchSampler([case], (24, 24, 12), 1, 1.0, settings).sample(np.random.default_rng(0))
+    lesion, organ = images[0, 0][labels[0] == 2], images[0, 0][labels[0] == 1]
+    assert lesion.mean() > organ.mean() + 0.2
+    images, labels = PatchSampler([case], (24, 24, 12), 1, 1.0, AugmentSettings(**plain)).sample(np.random.default_rng(0))
+    assert images[0, 0][labels[0] == 2].mean() < images[0, 0][labels[0] == 1].mean() - 0.3
+
+
+def test_lesion_contrast_off_leaves_the_random_stream_as_it_was() -> None:
+    # turned off it draws nothing, so every other augmentation (and every earlier run's patches)
+    # keeps its random numbers; turned on it draws its chance (and, when it fires, its scale)
+    class Counting:
+        def __init__(self) -> None:
+            self.rng, self.calls = np.random.default_rng(5), 0
+
+        def __getattr__(self, name: str):
+            def call(*args, **kwargs):
+                self.calls += 1
+                return getattr(self.rng, name)(*args, **kwargs)
+
+            return call
+
+    off, rare, always = Counting(), Counting(), Counting()
+    make_params(off, AugmentSettings())
+    make_params(rare, AugmentSettings(lesion_contrast_prob=1e-12))
+    make_params(always, AugmentSettings(lesion_contrast_prob=1.0))
+    assert rare.calls == off.calls + 1 and always.calls == off.calls + 2

@@ -1,7 +1,8 @@
 """Training augmentations: sample parameters from an RNG, then apply them deterministically.
 
 Spatial parameters (rotation about the cranio-caudal axis, scaling, elastic deformation) are applied while the patch
-is extracted (see :mod:`ctseg.data.sampling`); flips and intensity changes act on the patch.
+is extracted (see :mod:`ctseg.data.sampling`); flips, the lesion contrast (which needs the patch's
+labels) and intensity changes act on the patch, in that order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..config import AugmentSettings
 
-__all__ = ["PatchParams", "make_params", "apply_intensity", "apply_flips", "elastic_displacement"]
+__all__ = ["PatchParams", "make_params", "apply_intensity", "apply_flips", "apply_lesion_contrast", "elastic_displacement"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class PatchParams:
     elastic_alpha: float = 0.0  # largest displacement (voxels); 0 = no deformation
     elastic_sigma: float = 6.0
     elastic_seed: int = 0
+    lesion_contrast: float = 0.0  # mirrored lesion contrast, as a multiple of the old one's size; 0 = off
+    lesion_labels: tuple[int, int] = (2, 1)  # (lesion, host organ)
 
     @property
     def is_spatial(self) -> bool:
@@ -54,6 +57,9 @@ def make_params(rng: np.random.Generator, s: AugmentSettings) -> PatchParams:
         elastic_alpha=float(rng.uniform(*s.elastic_alpha)) if chance(s.elastic_prob) else 0.0,
         elastic_sigma=float(s.elastic_sigma),
         elastic_seed=int(rng.integers(2**31)),
+        # drawn only when on, so that runs without it keep the random stream they always had
+        lesion_contrast=float(rng.uniform(*s.lesion_contrast_scale)) if s.lesion_contrast_prob > 0 and chance(s.lesion_contrast_prob) else 0.0,
+        lesion_labels=(int(s.lesion_labels[0]), int(s.lesion_labels[1])),
     )
 
 
@@ -74,6 +80,31 @@ def apply_flips(image: np.ndarray, label: np.ndarray, params: PatchParams) -> tu
         image = np.flip(image, axis=axis + 1)
         label = np.flip(label, axis=axis)
     return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def apply_lesion_contrast(image: np.ndarray, label: np.ndarray, params: PatchParams) -> np.ndarray:
+    """Mirror the mean contrast of the lesion label to its host organ label (``params.lesion_labels``)
+    in a (C, *spatial) patch.
+
+    With ``delta`` the lesion's mean minus the organ's mean (per channel) and ``k`` =
+    ``params.lesion_contrast``, the lesion's voxels move by ``-(1 + k) * delta``, so its mean sits
+    ``k * |delta|`` on the other side of the organ's: a hypodense lesion becomes hyperdense and back,
+    its texture, noise and darker core kept. The shift is weighted by the lesion mask blurred by
+    half a voxel, as the scanner's partial volume blurs a real edge. A patch with fewer than 8
+    voxels of either label is returned unchanged.
+    """
+    lesion, host = params.lesion_labels
+    in_lesion, in_host = label == lesion, label == host
+    if params.lesion_contrast <= 0.0 or in_lesion.sum() < 8 or in_host.sum() < 8:
+        return image
+    from scipy import ndimage
+
+    weight = ndimage.gaussian_filter(in_lesion.astype(np.float32), 0.5, mode="nearest")
+    out = image.astype(np.float32, copy=True)
+    for c in range(out.shape[0]):
+        delta = float(out[c][in_lesion].mean() - out[c][in_host].mean())
+        out[c] -= (1.0 + params.lesion_contrast) * delta * weight
+    return out
 
 
 def apply_intensity(image: np.ndarray, params: PatchParams) -> np.ndarray:

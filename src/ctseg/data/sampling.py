@@ -11,7 +11,14 @@ import numpy as np
 from scipy import ndimage
 
 from ..config import AugmentSettings
-from .augment import PatchParams, apply_flips, apply_intensity, elastic_displacement, make_params
+from .augment import (
+    PatchParams,
+    apply_flips,
+    apply_intensity,
+    apply_lesion_contrast,
+    elastic_displacement,
+    make_params,
+)
 
 __all__ = ["PatchSampler", "extract_patch", "choose_center", "add_components"]
 
@@ -157,7 +164,7 @@ class PatchSampler:
             pad = float(case.get("pad_value", case["image"][0].min()))
             img, lab = extract_patch(case["image"], case["seg"], center, self.patch_size, params, pad)
             img, lab = apply_flips(img, lab, params)
-            img = apply_intensity(img, params)
+            img = apply_intensity(apply_lesion_contrast(img, lab, params), params)
             images.append(img)
             labels.append(lab)
         return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)

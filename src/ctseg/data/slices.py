@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import AugmentSettings
-from .augment import PatchParams, apply_flips, apply_intensity, make_params
+from .augment import PatchParams, apply_flips, apply_intensity, apply_lesion_contrast, make_params
 from .sampling import add_components, choose_center, extract_patch
 
 __all__ = ["SliceSampler", "foreground_slices", "choose_slice", "slice_patch", "in_plane_params"]
@@ -114,6 +114,6 @@ class SliceSampler:
             pad = float(case.get("pad_value", case["image"][0].min()))
             img, lab = slice_patch(case, z, center, self.patch_size, params, pad)
             img, lab = apply_flips(img, lab, params)
-            images.append(apply_intensity(img, params))
+            images.append(apply_intensity(apply_lesion_contrast(img, lab, params), params))
             labels.append(lab)
         return np.stack(images).astype(np.float32), np.stack(labels).astype(np.int64)

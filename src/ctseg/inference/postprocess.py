@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import cc3d
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["keep_largest_foreground", "remove_small_components", "apply_postprocessing"]
+__all__ = ["keep_largest_foreground", "remove_small_components", "remove_exposed_components", "apply_postprocessing"]
 
 
 def keep_largest_foreground(probabilities: np.ndarray) -> np.ndarray:
@@ -40,21 +41,64 @@ def remove_small_components(probabilities: np.ndarray, label: int, min_voxels: i
     sizes = np.bincount(components.ravel())
     small = np.nonzero(sizes < min_voxels)[0]
     small = small[small > 0]
-    if small.size == 0:
+    return _drop_regions(probabilities, label, components, [int(v) for v in small])
+
+
+def _drop_regions(probabilities: np.ndarray, label: int, components: np.ndarray, drop: list[int]) -> np.ndarray:
+    """``probabilities`` with ``label``'s probability zeroed on the listed regions of ``components``
+    (so the next most probable class takes them over); the input itself when ``drop`` is empty."""
+    if not drop:
         return probabilities
-    drop = np.isin(components, small)
     out = probabilities.copy()
-    out[label][drop] = 0.0
+    out[label][np.isin(components, drop)] = 0.0
     return out
 
 
+def remove_exposed_components(probabilities: np.ndarray, label: int, min_contact: float) -> np.ndarray:
+    """Hand every connected region (26-connected) of ``label`` whose outer shell lies less than
+    ``min_contact`` (a fraction, 0-1) on other foreground classes to the next most probable class.
+
+    The shell is the one-voxel layer around the region (its 26-neighbours). A liver tumour sits in
+    the liver, so nearly all of its shell is liver; a "tumour" whose shell is mostly background is
+    the gallbladder, bowel or a neighbouring organ touching the liver, which ``keep_largest``
+    cannot drop because it touches the organ. Works on (C, X, Y, Z) probabilities and returns a
+    new array (the input when nothing changes).
+    """
+    labels = probabilities.argmax(0)
+    mask = labels == label
+    if min_contact <= 0 or not mask.any():
+        return probabilities
+    components = cc3d.connected_components(mask, connectivity=26)
+    other = (labels > 0) & ~mask
+    cube = np.ones((3, 3, 3), dtype=bool)
+    drop = []
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is None:
+            continue
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        region = components[grown] == index
+        shell = ndimage.binary_dilation(region, structure=cube) & ~region
+        if shell.any() and float(other[grown][shell].mean()) < min_contact:
+            drop.append(index)
+    return _drop_regions(probabilities, label, components, drop)
+
+
 def apply_postprocessing(
-    probabilities: np.ndarray, spacing: tuple[float, float, float], *, keep_largest: bool = False, min_component_mm3: dict[int, float] | None = None
+    probabilities: np.ndarray,
+    spacing: tuple[float, float, float],
+    *,
+    keep_largest: bool = False,
+    min_component_mm3: dict[int, float] | None = None,
+    min_contact: dict[int, float] | None = None,
 ) -> np.ndarray:
     """The prediction's post-processing on the network grid (``spacing`` in mm): first the largest
-    foreground region (optional), then per label the removal of regions under a volume (mm^3)."""
+    foreground region (optional), then per label the removal of regions whose shell touches the
+    other foreground classes less than a fraction (``min_contact``), then per label the removal
+    of regions under a volume (mm^3)."""
     if keep_largest:
         probabilities = keep_largest_foreground(probabilities)
+    for label, fraction in sorted((min_contact or {}).items()):
+        probabilities = remove_exposed_components(probabilities, int(label), float(fraction))
     voxel_mm3 = float(np.prod(spacing))
     for label, volume in sorted((min_component_mm3 or {}).items()):
         probabilities = remove_small_components(probabilities, int(label), int(np.ceil(volume / voxel_mm3)))

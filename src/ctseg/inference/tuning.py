@@ -1,11 +1,13 @@
 """Choosing post-processing from the validation cases, as nnU-Net does after training.
 
-For each foreground label, regions smaller than a candidate volume are removed from the full
-sliding-window prediction of every validation case; the smallest volume with the best mean
-per-case Dice wins (0 = off). A case where reference and prediction are both empty counts as
-Dice 1 here, so that removing a false positive in a tumour-free case is rewarded. The choice and
-the table it came from are saved as ``postprocessing.json`` in the run folder, which
-:class:`ctseg.inference.Predictor` applies.
+For each foreground label, two rules are tried in turn on the full sliding-window prediction of
+every validation case: first the removal of regions whose shell lies less than a fraction on the
+other foreground labels (:data:`CANDIDATE_CONTACT`), then, with the contact rule chosen, the
+removal of regions smaller than a volume (:data:`CANDIDATE_MM3`). Each time the smallest value
+with the best mean per-case Dice wins (0 = off). A case where reference and prediction are both
+empty counts as Dice 1 here, so that removing a false positive in a tumour-free case is
+rewarded. The choice and the tables it came from are saved as ``postprocessing.json`` in the run
+folder, which :class:`ctseg.inference.Predictor` applies.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from ..preprocessing import Plan, load_preprocessed
 from .postprocess import apply_postprocessing
 from .slices import volume_probabilities
 
-__all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3"]
+__all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3", "CANDIDATE_CONTACT"]
 
 POSTPROCESSING_FILE = "postprocessing.json"
 CANDIDATE_MM3 = (0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
+CANDIDATE_CONTACT = (0.0, 0.25, 0.5)
 
 
 def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -36,14 +39,29 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, ref).sum()) / total
 
 
-def determine_postprocessing(
-    run_dir: str | Path, *, candidates_mm3: Sequence[float] = CANDIDATE_MM3, device: str = "cpu", progress: bool = True
-) -> dict[str, Any]:
-    """Pick ``min_component_mm3`` per foreground label on the run's validation cases and save it.
+def _smallest_best(scores: dict[float, list[float]]) -> tuple[float, dict[str, float]]:
+    """The smallest candidate whose mean Dice is the best, and the table of means."""
+    means = {v: float(np.mean(s)) for v, s in scores.items() if s}
+    best = max(means.values(), default=0.0)
+    chosen = min((v for v, m in means.items() if m >= best - 1e-9), default=0.0)
+    return chosen, {f"{v:g}": round(m, 4) for v, m in means.items()}
 
-    Returns the saved dict: ``{"min_component_mm3": {label: mm3}, "validation": {label: {mm3: mean
-    Dice}}, "cases": [...]}``. With no validation cases distinct from the training cases nothing
-    is chosen (all labels 0 = off).
+
+def determine_postprocessing(
+    run_dir: str | Path,
+    *,
+    candidates_mm3: Sequence[float] = CANDIDATE_MM3,
+    candidates_contact: Sequence[float] = CANDIDATE_CONTACT,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pick ``min_contact`` and then ``min_component_mm3`` per foreground label on the run's
+    validation cases and save them.
+
+    Returns the saved dict: ``{"min_contact": {label: fraction}, "min_component_mm3": {label: mm3},
+    "validation": {label: {mm3: mean Dice}}, "validation_contact": {label: {fraction: mean Dice}},
+    "cases": [...]}``. With no validation cases distinct from the training cases nothing is chosen
+    (all labels 0 = off).
     """
     run = Path(run_dir)
     cfg = read_run_config(run)
@@ -53,24 +71,40 @@ def determine_postprocessing(
     weights = run / "model_final.pt"
     model, _ = load_model(weights if weights.is_file() else run / "model_best.pt", torch.device(device))
     labels = [k for k in sorted(plan.labels) if k > 0]
-    scores: dict[int, dict[float, list[float]]] = {k: {float(v): [] for v in candidates_mm3} for k in labels}
+    predictions = []  # (probabilities after keep_largest, spacing, reference) per case
     for case_id in tqdm(cases, desc="tune post-processing", unit="case", disable=not progress):
         case = load_preprocessed(run / "preprocessed", case_id, mmap=False)
         probs = volume_probabilities(case["image"], model, plan, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
         spacing = plan.spacing if plan.spatial_dims == 3 else case["geometry"].resampled_spacing  # 2D: the case's own grid
-        probs = apply_postprocessing(probs, spacing, keep_largest=cfg.predict.keep_largest_component)
-        ref = case["seg"][0]
-        for label in labels:
-            for volume in scores[label]:
-                pred = apply_postprocessing(probs, spacing, min_component_mm3={label: volume}).argmax(0)
-                scores[label][volume].append(_dice(pred == label, ref == label))
-    chosen: dict[str, float] = {}
+        predictions.append((apply_postprocessing(probs, spacing, keep_largest=cfg.predict.keep_largest_component), spacing, case["seg"][0]))
+
+    def scores(label: int, rules: list[dict[str, Any]]) -> list[list[float]]:
+        out: list[list[float]] = [[] for _ in rules]
+        for probs, spacing, ref in predictions:
+            for i, rule in enumerate(rules):
+                pred = apply_postprocessing(probs, spacing, **rule).argmax(0)
+                out[i].append(_dice(pred == label, ref == label))
+        return out
+
+    contact: dict[str, float] = {}
+    volumes: dict[str, float] = {}
+    table_contact: dict[str, dict[str, float]] = {}
     table: dict[str, dict[str, float]] = {}
     for label in labels:
-        means = {v: float(np.mean(s)) for v, s in scores[label].items() if s}
-        table[str(label)] = {f"{v:g}": round(m, 4) for v, m in means.items()}
-        best = max(means.values(), default=0.0)
-        chosen[str(label)] = min((v for v, m in means.items() if m >= best - 1e-9), default=0.0)
-    result = {"min_component_mm3": chosen, "validation": table, "cases": cases, "rule": "remove regions smaller than min_component_mm3 (0 = off)"}
+        fractions = [float(v) for v in candidates_contact]
+        found = scores(label, [{"min_contact": {label: f}} for f in fractions])
+        fraction, table_contact[str(label)] = _smallest_best(dict(zip(fractions, found)))
+        mm3 = [float(v) for v in candidates_mm3]
+        found = scores(label, [{"min_contact": {label: fraction}, "min_component_mm3": {label: v}} for v in mm3])
+        volume, table[str(label)] = _smallest_best(dict(zip(mm3, found)))
+        contact[str(label)], volumes[str(label)] = fraction, volume
+    result = {
+        "min_contact": contact,
+        "min_component_mm3": volumes,
+        "validation_contact": table_contact,
+        "validation": table,
+        "cases": cases,
+        "rule": "first drop regions whose shell lies on other foreground labels less than min_contact, then regions smaller than min_component_mm3 (0 = off)",
+    }
     write_json(run / POSTPROCESSING_FILE, result)
     return result

@@ -129,10 +129,22 @@ def _bar_text(row: Mapping[str, Any] | None, key: str) -> str:
 def comparison_chart(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG bytes of three panels: mean Dice per class (one bar per entry), mean HD95 per class
     in mm (a mean over the finite values; ``(k/n)`` when only k of n cases had one, ``n/a`` when none) and inference seconds per case
-    per entry. Uses matplotlib's Agg backend."""
+    per entry (on a log axis when the slowest entry takes over 50 times the fastest's time; with
+    more than four entries the bar labels stand upright). Uses matplotlib's Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = _chart_figure(rows)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _chart_figure(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """The matplotlib figure :func:`comparison_chart` renders (the caller closes it)."""
     import matplotlib.pyplot as plt
 
     classes, groups = _classes(rows), _entries(rows)
@@ -140,6 +152,7 @@ def comparison_chart(rows: Sequence[Mapping[str, Any]]) -> bytes:
     width = max(11.0, 2.2 + 0.45 * len(names) * max(1, len(classes)) * 2 + 0.5 * len(names))
     fig, axes = plt.subplots(1, 3, figsize=(width, 4.4), gridspec_kw={"width_ratios": [len(classes), len(classes), max(1.0, 0.6 * len(names))]})
     bar = 0.8 / max(1, len(names))
+    upright = 90 if len(names) > 4 else 0  # narrow bars: labels stand up instead of running together
     for ax, key, title in ((axes[0], "dice", "Dice (mean over test cases)"), (axes[1], "hd95_mm", "HD95 (mm, mean over test cases)")):
         for e, name in enumerate(names):
             by_class = {str(r["class"]): r for r in groups[name]}
@@ -148,23 +161,24 @@ def comparison_chart(rows: Sequence[Mapping[str, Any]]) -> bytes:
             heights = [float(v) if v is not None and math.isfinite(float(v)) else 0.0 for v in values]
             bars = ax.bar(xs, heights, bar * 0.95, color=_COLOURS[e % len(_COLOURS)], label=name)
             texts = [_bar_text(by_class.get(c), key) for c in classes]
-            ax.bar_label(bars, texts, fontsize=7, padding=1)
+            ax.bar_label(bars, texts, fontsize=7, padding=1, rotation=upright)
         ax.set_xticks(range(len(classes)), classes, fontsize=9)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylim(0, 1.08)
-    axes[1].margins(y=0.12)
+    axes[0].set_ylim(0, 1.25 if upright else 1.08)
+    axes[1].margins(y=0.25 if upright else 0.12)
     times = [float(groups[n][0].get("infer_seconds_per_case") or 0.0) for n in names]
     bars = axes[2].bar(range(len(names)), times, 0.7, color=[_COLOURS[e % len(_COLOURS)] for e in range(len(names))])
     axes[2].bar_label(bars, [f"{t:.2f}" for t in times], fontsize=7, padding=1)
     axes[2].set_xticks(range(len(names)), names, rotation=30 if len(names) > 2 else 0, ha="right" if len(names) > 2 else "center", fontsize=8)
-    axes[2].set_title("inference (s per case)", fontsize=10)
+    positive = [t for t in times if t > 0]
+    spread = bool(positive) and len(positive) == len(times) and max(positive) > 50 * min(positive)
+    if spread:  # seconds to tens of minutes: a log axis keeps the fast entries visible
+        axes[2].set_yscale("log")
+    axes[2].set_title("inference (s per case, log scale)" if spread else "inference (s per case)", fontsize=10)
     axes[2].margins(y=0.12)
     axes[2].grid(axis="y", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(names), 6), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig
