@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ctseg.config import PlanSettings
 from ctseg.preprocessing.crop import body_bbox
@@ -106,3 +107,45 @@ def test_argmax_box_restriction_is_exact() -> None:
         full_best = np.maximum(full_best, res)
     np.testing.assert_array_equal(argmax_resampled(probs, src, dst, shape), full)
     assert (full > 0).any()
+
+
+@pytest.mark.parametrize(
+    ("matrix", "order", "mode"),
+    [
+        (np.diag([3.2, 3.1, 1.0]), 3, "nearest"),  # in-plane downsampling: anti-aliasing + cubic
+        (np.diag([0.8, 0.9, 0.6]), 3, "nearest"),  # upsampling, reaching past the source's edge
+        (np.diag([2.0, 1.0, 1.5]), 1, "constant"),  # linear, outside = cval
+        (None, 3, "constant"),  # an oblique mapping (general matrix)
+    ],
+)
+def test_threaded_resampling_equals_one_scipy_call(monkeypatch, matrix, order, mode) -> None:
+    from ctseg.preprocessing import resample
+
+    monkeypatch.setattr(resample, "_THREADED_VOXELS", 0)  # small arrays take the threaded path too
+    rng = np.random.default_rng(1)
+    image = (rng.random((41, 37, 23)) * 200 - 50).astype(np.float32)
+    src = np.eye(4)
+    dst = np.eye(4)
+    if matrix is None:
+        angle = np.deg2rad(20.0)
+        dst[:3, :3] = [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1.0]]
+    else:
+        dst[:3, :3] = matrix
+    dst[:3, 3] = [-1.3, 0.7, -0.4]
+    shape = (29, 33, 31)
+    one = resample.resample_array(image, src, dst, shape, order=order, mode=mode, cval=-7.0, threads=1)
+    for threads in (2, 3):
+        many = resample.resample_array(image, src, dst, shape, order=order, mode=mode, cval=-7.0, threads=threads)
+        np.testing.assert_allclose(many, one, rtol=0, atol=1e-4)  # < 1e-6 of the values' range
+    assert one.dtype == many.dtype == np.float32 and one.shape == shape
+
+
+def test_one_thread_is_the_plain_scipy_call() -> None:
+    from scipy import ndimage
+
+    image = np.random.default_rng(2).random((20, 18, 16)).astype(np.float32)
+    dst = np.diag([1.5, 1.5, 1.0, 1.0])
+    out = resample_array(image, np.eye(4), dst, (13, 12, 16), threads=1)
+    smooth = ndimage.gaussian_filter(image, sigma=[0.25, 0.25, 0.0], mode="nearest")
+    expected = ndimage.affine_transform(smooth, [1.5, 1.5, 1.0], offset=0.0, output_shape=(13, 12, 16), order=3, mode="nearest", output=np.float32)
+    np.testing.assert_array_equal(out, expected)
