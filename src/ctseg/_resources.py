@@ -9,9 +9,17 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
+__all__ = ["cpu_threads", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
 
 _GIB = 2**30
+
+
+def cpu_threads() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def available_memory_bytes() -> int | None:

@@ -14,7 +14,6 @@ onnx and onnxruntime are an optional extra: ``pip install ctseg[onnx]``.
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from .._fileio import atomic_path, write_json
+from .._resources import cpu_threads
 from ..errors import InputError
 from ..models.runtime import as_logits
 
@@ -42,14 +42,6 @@ def _require(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise InputError(f"the ONNX backend needs the package '{module}', which is not installed; install it with: pip install 'ctseg[onnx]'") from None
-
-
-def cpu_threads() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 class _FullResolution(nn.Module):

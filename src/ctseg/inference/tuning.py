@@ -90,11 +90,11 @@ def determine_postprocessing(
     volumes: dict[str, float] = {}
     table_contact: dict[str, dict[str, float]] = {}
     table: dict[str, dict[str, float]] = {}
+    fractions = [float(v) for v in candidates_contact]
+    mm3 = [float(v) for v in candidates_mm3]
     for label in labels:
-        fractions = [float(v) for v in candidates_contact]
         found = scores(label, [{"min_contact": {label: f}} for f in fractions])
         fraction, table_contact[str(label)] = _smallest_best(dict(zip(fractions, found)))
-        mm3 = [float(v) for v in candidates_mm3]
         found = scores(label, [{"min_contact": {label: fraction}, "min_component_mm3": {label: v}} for v in mm3])
         volume, table[str(label)] = _smallest_best(dict(zip(mm3, found)))
         contact[str(label)], volumes[str(label)] = fraction, volume

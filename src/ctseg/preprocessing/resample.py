@@ -13,12 +13,14 @@ to the last bits of a slab's offset: < 1e-9 relative).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
+
+from .._resources import cpu_threads
 
 __all__ = [
     "grid_for_spacing",
@@ -86,26 +88,19 @@ def resample_array(
     matrix, offset = _mapping(src_affine, dst_affine)
     src = np.asarray(array, dtype=np.float32)
     shape = tuple(int(s) for s in dst_shape)
-    workers = _workers() if threads is None else max(1, int(threads))
+    # anti-aliasing: sigma per downsampled axis (only for an axis-aligned mapping); None = none
+    sigma = np.maximum(0.0, (np.abs(matrix) - 1.0) / 2.0) if antialias and matrix.ndim == 1 else None
+    if sigma is not None and not np.any(sigma > 0):
+        sigma = None
+    workers = min(cpu_threads(), 8) if threads is None else max(1, int(threads))
     if workers > 1 and src.ndim == 3 and max(src.size, int(np.prod(shape))) >= _THREADED_VOXELS:
-        return _resample_threaded(src, matrix, offset, shape, order, antialias, mode, cval, output, workers)
-    if antialias and matrix.ndim == 1:
-        sigma = np.maximum(0.0, (np.abs(matrix) - 1.0) / 2.0)
-        if np.any(sigma > 0):
-            src = ndimage.gaussian_filter(src, sigma=sigma, mode="nearest")
+        return _resample_threaded(src, matrix, offset, shape, order, sigma, mode, cval, output, workers)
+    if sigma is not None:
+        src = ndimage.gaussian_filter(src, sigma=sigma, mode="nearest")
     return ndimage.affine_transform(src, matrix, offset=offset, output_shape=shape, order=order, mode=mode, cval=cval, prefilter=order > 1, output=output)
 
 
 _THREADED_VOXELS = 1 << 21  # below ~2 M voxels the threads' start-up is not worth it
-
-
-def _workers() -> int:
-    """The cores this process may use (at most 8)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
 
 
 def _blocks(n: int, parts: int) -> list[slice]:
@@ -126,21 +121,20 @@ def _along_lines(pool: ThreadPoolExecutor, filter_1d: Callable[..., object], src
 
 
 def _resample_threaded(
-    src: np.ndarray, matrix: np.ndarray, offset: np.ndarray, shape: tuple[int, ...], order: int, antialias: bool, mode: str, cval: float, output: type, workers: int
+    src: np.ndarray, matrix: np.ndarray, offset: np.ndarray, shape: tuple[int, ...], order: int, sigma: np.ndarray | None, mode: str, cval: float, output: type, workers: int
 ) -> np.ndarray:
-    """:func:`resample_array` over ``workers`` threads: what ``ndimage.gaussian_filter`` and
-    ``ndimage.affine_transform`` (with its prefilter) do, one block per thread."""
+    """:func:`resample_array` over ``workers`` threads: what ``ndimage.gaussian_filter`` (with
+    ``sigma``, None = none) and ``ndimage.affine_transform`` (with its prefilter) do, one block per
+    thread."""
     with ThreadPoolExecutor(workers) as pool:
-        if antialias and matrix.ndim == 1:
-            sigma = np.maximum(0.0, (np.abs(matrix) - 1.0) / 2.0)
-            if np.any(sigma > 0):
-                smooth = np.empty_like(src)
-                first = src
-                for axis in np.flatnonzero(sigma > 1e-15):  # gaussian_filter's passes, in its order
-                    gauss = lambda x, axis, output, s=float(sigma[axis]): ndimage.gaussian_filter1d(x, s, axis=axis, output=output, mode="nearest")  # noqa: E731
-                    _along_lines(pool, gauss, first, smooth, int(axis), workers)
-                    first = smooth
-                src = smooth
+        if sigma is not None:
+            smooth = np.empty_like(src)
+            first = src
+            for axis in np.flatnonzero(sigma > 1e-15):  # gaussian_filter's passes, in its order
+                gauss = partial(ndimage.gaussian_filter1d, sigma=float(sigma[axis]), mode="nearest")
+                _along_lines(pool, gauss, first, smooth, int(axis), workers)
+                first = smooth
+            src = smooth
         npad = 0
         coefficients = src
         if order > 1:  # affine_transform's prefilter: edge padding for "nearest", then float64 B-spline coefficients
@@ -148,9 +142,9 @@ def _resample_threaded(
                 npad = 12
                 src = np.pad(src, npad, mode="edge")
             coefficients = np.empty(src.shape, dtype=np.float64)
+            spline = partial(ndimage.spline_filter1d, order=order, mode=mode)
             first = src
             for axis in range(src.ndim):
-                spline = lambda x, axis, output: ndimage.spline_filter1d(x, order, axis=axis, output=output, mode=mode)  # noqa: E731
                 _along_lines(pool, spline, first, coefficients, axis, workers)
                 first = coefficients
         out = np.empty(shape, dtype=output)
