@@ -133,9 +133,9 @@ def test_threaded_resampling_equals_one_scipy_call(monkeypatch, matrix, order, m
         dst[:3, :3] = matrix
     dst[:3, 3] = [-1.3, 0.7, -0.4]
     shape = (29, 33, 31)
-    one = resample.resample_array(image, src, dst, shape, order=order, mode=mode, cval=-7.0, threads=1)
+    one = resample.resample_array(image, src, dst, shape, order=order, mode=mode, cval=-7.0, threads=1, separable=False)
     for threads in (2, 3):
-        many = resample.resample_array(image, src, dst, shape, order=order, mode=mode, cval=-7.0, threads=threads)
+        many = resample.resample_array(image, src, dst, shape, order=order, mode=mode, cval=-7.0, threads=threads, separable=False)
         np.testing.assert_allclose(many, one, rtol=0, atol=1e-4)  # < 1e-6 of the values' range
     assert one.dtype == many.dtype == np.float32 and one.shape == shape
 
@@ -145,7 +145,52 @@ def test_one_thread_is_the_plain_scipy_call() -> None:
 
     image = np.random.default_rng(2).random((20, 18, 16)).astype(np.float32)
     dst = np.diag([1.5, 1.5, 1.0, 1.0])
-    out = resample_array(image, np.eye(4), dst, (13, 12, 16), threads=1)
+    out = resample_array(image, np.eye(4), dst, (13, 12, 16), threads=1, separable=False)
     smooth = ndimage.gaussian_filter(image, sigma=[0.25, 0.25, 0.0], mode="nearest")
     expected = ndimage.affine_transform(smooth, [1.5, 1.5, 1.0], offset=0.0, output_shape=(13, 12, 16), order=3, mode="nearest", output=np.float32)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("scale", "order", "mode", "antialias"),
+    [
+        ((3.2, 3.1, 1.0), 3, "nearest", True),  # in-plane downsampling: anti-aliasing + cubic
+        ((0.8, 0.9, 0.6), 3, "nearest", True),  # upsampling, reaching past the source's edge
+        ((2.0, 1.0, 1.5), 1, "constant", False),  # linear, outside = the fill value
+        ((0.7, 1.3, 2.0), 3, "constant", True),  # cubic, fill value, mixed up/down
+        ((0.7, 1.3, 2.0), 0, "constant", False),  # nearest neighbour: exact
+        ((1.0, 1.0, 1.0), 3, "nearest", False),  # a pure shift
+    ],
+)
+def test_separable_resampling_equals_one_scipy_call(scale, order, mode, antialias) -> None:
+    """The per-axis matrix products give what one SciPy call gives, up to float32 rounding."""
+    rng = np.random.default_rng(1)
+    image = (rng.random((41, 37, 23)) * 200 - 50).astype(np.float32)
+    dst = np.eye(4)
+    dst[:3, :3] = np.diag(scale)
+    dst[:3, 3] = [-1.3, 0.7, -0.4]
+    shape = (29, 33, 31)
+    args = (image, np.eye(4), dst, shape)
+    kwargs = {"order": order, "mode": mode, "cval": -7.0, "antialias": antialias}
+    scipy_call = resample_array(*args, **kwargs, threads=1, separable=False)
+    separable = resample_array(*args, **kwargs)
+    assert separable.dtype == np.float32 and separable.shape == shape and separable.flags.c_contiguous
+    np.testing.assert_allclose(separable, scipy_call, rtol=0, atol=2e-4)  # 1e-6 of the 200 HU range
+    if order == 0:
+        np.testing.assert_array_equal(separable, scipy_call)
+
+
+def test_separable_resampling_skips_oblique_and_other_modes(monkeypatch) -> None:
+    """Only diagonal mappings with the checked modes take the matrix products."""
+    from ctseg.preprocessing import resample
+
+    calls = []
+    monkeypatch.setattr(resample, "_resample_separable", lambda *a: calls.append(a) or np.zeros(a[3], np.float32))
+    image = np.ones((8, 8, 8), np.float32)
+    oblique = np.eye(4)
+    oblique[:2, :2] = [[0.8, -0.6], [0.6, 0.8]]
+    resample.resample_array(image, np.eye(4), oblique, (8, 8, 8))
+    resample.resample_array(image, np.eye(4), np.diag([2.0, 2.0, 2.0, 1.0]), (4, 4, 4), mode="reflect")
+    assert not calls
+    resample.resample_array(image, np.eye(4), np.diag([2.0, 2.0, 2.0, 1.0]), (4, 4, 4))
+    assert len(calls) == 1
