@@ -160,6 +160,8 @@ def test_one_thread_is_the_plain_scipy_call() -> None:
         ((0.7, 1.3, 2.0), 3, "constant", True),  # cubic, fill value, mixed up/down
         ((0.7, 1.3, 2.0), 0, "constant", False),  # nearest neighbour: exact
         ((1.0, 1.0, 1.0), 3, "nearest", False),  # a pure shift
+        ((-1.4, 1.0, -0.8), 3, "nearest", True),  # flipped axes (a mirrored grid)
+        ((-1.4, 1.0, -0.8), 1, "constant", False),
     ],
 )
 def test_separable_resampling_equals_one_scipy_call(scale, order, mode, antialias) -> None:
@@ -168,7 +170,7 @@ def test_separable_resampling_equals_one_scipy_call(scale, order, mode, antialia
     image = (rng.random((41, 37, 23)) * 200 - 50).astype(np.float32)
     dst = np.eye(4)
     dst[:3, :3] = np.diag(scale)
-    dst[:3, 3] = [-1.3, 0.7, -0.4]
+    dst[:3, 3] = [40.0 if scale[0] < 0 else -1.3, 0.7, 22.0 if scale[2] < 0 else -0.4]  # a flipped axis starts at the far end
     shape = (29, 33, 31)
     args = (image, np.eye(4), dst, shape)
     kwargs = {"order": order, "mode": mode, "cval": -7.0, "antialias": antialias}
