@@ -143,6 +143,9 @@ class PredictSettings:
     # {label: fraction}: drop regions of the label whose one-voxel shell lies less than this on
     # other foreground labels (a tumour that must lie in its organ: {2: 0.5}); empty = off
     min_contact: dict[int, float] = field(default_factory=dict)
+    # {label: probability}: drop regions of the label whose mean probability of it is under this
+    # (false lesions in organ texture are often barely the argmax: {2: 0.7}); empty = off
+    min_confidence: dict[int, float] = field(default_factory=dict)
     tile_grid: str = "spread"  # "spread": starts spread over the body's box; "monai": MONAI's starts on the whole volume, tiles off the body skipped
 
 

@@ -43,17 +43,25 @@ def test_cascade_trains_both_stages_and_predicts_on_the_input_grid(tmp_path) -> 
         assert np.prod([hi - lo for lo, hi in geometry.crop]) <= np.prod([hi - lo for lo, hi in body.crop])
 
     # post-processing tuned on the validation cases is saved and then used by the predictor
-    from ctseg.inference.tuning import CANDIDATE_CONTACT, CANDIDATE_MM3, determine_postprocessing
+    from ctseg.inference.tuning import (
+        CANDIDATE_CONFIDENCE,
+        CANDIDATE_CONTACT,
+        CANDIDATE_MM3,
+        determine_postprocessing,
+    )
 
     tuned = determine_postprocessing(run, progress=False)
-    assert set(tuned["min_component_mm3"]) == set(tuned["min_contact"]) == {"1", "2"} and tuned["cases"]
+    assert set(tuned["min_component_mm3"]) == set(tuned["min_contact"]) == set(tuned["min_confidence"]) == {"1", "2"} and tuned["cases"]
     assert all(v in CANDIDATE_MM3 for v in tuned["min_component_mm3"].values())
     assert all(v in CANDIDATE_CONTACT for v in tuned["min_contact"].values())
+    assert all(v in CANDIDATE_CONFIDENCE for v in tuned["min_confidence"].values())
     assert set(tuned["validation"]["2"]) == {f"{v:g}" for v in CANDIDATE_MM3}
     assert set(tuned["validation_contact"]["2"]) == {f"{v:g}" for v in CANDIDATE_CONTACT}
+    assert set(tuned["validation_confidence"]["2"]) == {f"{v:g}" for v in CANDIDATE_CONFIDENCE}
     predictor = Predictor(run)
     assert predictor.min_component_mm3 == {int(k): v for k, v in tuned["min_component_mm3"].items()}
     assert predictor.min_contact == {int(k): v for k, v in tuned["min_contact"].items()}
+    assert predictor.min_confidence == {int(k): v for k, v in tuned["min_confidence"].items()}
 
     # resuming for more epochs continues the fine stage only
     mtime = (locator / "model_final.pt").stat().st_mtime_ns

@@ -175,3 +175,13 @@ def test_contact_rule_comes_from_the_config_or_the_tuned_file(tiny, tmp_path) ->
     (run / "config.yaml").write_text(config.merged({"predict": {"min_contact": {5: 0.5}}}).to_yaml())
     with pytest.raises(InputError, match="min_contact"):
         Predictor(run)
+    # the confidence rule: the same precedence and checks
+    assert Predictor(tiny["run"]).min_confidence == {}
+    (run / "config.yaml").write_text(config.merged({"predict": {"min_confidence": {2: 0.7}}}).to_yaml())
+    assert Predictor(run).min_confidence == {2: 0.7}
+    (run / POSTPROCESSING_FILE).write_text(json.dumps({"min_confidence": {"2": 0.6}}))
+    assert Predictor(run).min_confidence == {2: 0.6}
+    (run / POSTPROCESSING_FILE).unlink()
+    (run / "config.yaml").write_text(config.merged({"predict": {"min_confidence": {2: 1.5}}}).to_yaml())
+    with pytest.raises(InputError, match="min_confidence"):
+        Predictor(run)

@@ -1,5 +1,5 @@
-"""Post-processing on class probabilities: largest region, regions exposed off the organ, small
-regions per label in mm^3."""
+"""Post-processing on class probabilities: largest region, regions exposed off the organ, regions
+the network is unsure of, small regions per label in mm^3."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ctseg.inference.postprocess import (
     keep_largest_foreground,
     remove_exposed_components,
     remove_small_components,
+    remove_uncertain_components,
 )
 
 
@@ -93,3 +94,32 @@ def test_a_region_with_no_shell_inside_the_array_and_the_rule_order() -> None:
     labels = _exposed_scene()
     out = apply_postprocessing(_probs(labels), (1.0, 1.0, 1.0), min_contact={2: 0.5}, min_component_mm3={2: 50.0}).argmax(0)
     assert (out == 2).sum() == 64 and (out[4:8, 4:8, 4:8] == 2).all()
+
+
+def test_a_region_goes_by_the_mean_probability_of_its_label() -> None:
+    labels = _scene()
+    probs = _probs(labels)
+    # the 64-voxel tumour: half its voxels at 0.9, half at 0.5 (runner-up organ 0.45): mean 0.7
+    probs[2][4:6, 4:8, 4:8] = 0.5
+    probs[1][4:6, 4:8, 4:8] = 0.45
+    assert (probs.argmax(0) == labels).all()
+    kept = remove_uncertain_components(probs, 2, min_confidence=0.69).argmax(0)
+    np.testing.assert_array_equal(kept, labels)
+    out = remove_uncertain_components(probs, 2, min_confidence=0.71).argmax(0)
+    assert (out[4:8, 4:8, 4:8] == 1).all()  # handed to the runner-up, the organ
+    assert out[10, 10, 10] == 2  # the sure one-voxel island (0.9) stays
+    np.testing.assert_array_equal(out[labels != 2], labels[labels != 2])
+    # off (0) and an absent label change nothing (the input itself comes back)
+    assert remove_uncertain_components(probs, 2, min_confidence=0.0) is probs
+    no_tumour = _probs(np.where(labels == 2, 1, labels).astype(np.uint8))
+    assert remove_uncertain_components(no_tumour, 2, 0.9) is no_tumour
+
+
+def test_confidence_rule_runs_after_contact_and_before_volume() -> None:
+    labels = _scene()
+    probs = _probs(labels)
+    probs[2][10, 10, 10] = 0.5  # the island is unsure, the 64-voxel tumour sure
+    out = apply_postprocessing(probs, (1.0, 1.0, 1.0), min_confidence={2: 0.6}, min_component_mm3={2: 65.0}).argmax(0)
+    assert (out == 2).sum() == 0  # island by confidence, the tumour by volume
+    out = apply_postprocessing(probs, (1.0, 1.0, 1.0), min_confidence={2: 0.6}).argmax(0)
+    assert (out == 2).sum() == 64 and out[10, 10, 10] == 1

@@ -115,7 +115,7 @@ def export_onnx(run_dir: str | Path, output: str | Path, *, checkpoint: str | No
         "output": {"name": _OUTPUT, "shape": ["batch", plan.num_classes, *plan.patch_size], "dtype": "float32", "meaning": "logits; softmax over axis 1"},
         "plan": plan.to_dict(),
         "labels": {str(k): v for k, v in plan.labels.items()},
-        "predict": {"step": predictor.step, "tile_grid": predictor.tile_grid, "tta": predictor.tta, "batch_size": predictor.batch_size, "keep_largest_component": predictor.keep_largest, "min_component_mm3": {str(k): v for k, v in predictor.min_component_mm3.items()}, "min_contact": {str(k): v for k, v in predictor.min_contact.items()}},
+        "predict": {"step": predictor.step, "tile_grid": predictor.tile_grid, "tta": predictor.tta, "batch_size": predictor.batch_size, "keep_largest_component": predictor.keep_largest, "min_component_mm3": {str(k): v for k, v in predictor.min_component_mm3.items()}, "min_contact": {str(k): v for k, v in predictor.min_contact.items()}, "min_confidence": {str(k): v for k, v in predictor.min_confidence.items()}},
         "network": predictor.spec,
         "source": {"run": str(Path(run_dir)), "checkpoint": checkpoint or "final"},
     })  # fmt: skip

@@ -6,7 +6,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["keep_largest_foreground", "remove_small_components", "remove_exposed_components", "apply_postprocessing"]
+__all__ = ["keep_largest_foreground", "remove_small_components", "remove_exposed_components", "remove_uncertain_components", "apply_postprocessing"]
 
 
 def keep_largest_foreground(probabilities: np.ndarray) -> np.ndarray:
@@ -83,6 +83,25 @@ def remove_exposed_components(probabilities: np.ndarray, label: int, min_contact
     return _drop_regions(probabilities, label, components, drop)
 
 
+def remove_uncertain_components(probabilities: np.ndarray, label: int, min_confidence: float) -> np.ndarray:
+    """Hand every connected region (26-connected) of ``label`` in the argmax whose mean
+    probability of ``label`` is below ``min_confidence`` (0-1) to the next most probable class.
+
+    A lesion the network is sure of has a high mean probability over its region; a false one in
+    organ texture is often only just the argmax. Works on (C, X, Y, Z) probabilities and returns a
+    new array (the input when nothing changes).
+    """
+    mask = probabilities.argmax(0) == label
+    if min_confidence <= 0 or not mask.any():
+        return probabilities
+    components = cc3d.connected_components(mask, connectivity=26)
+    counts = np.bincount(components.ravel())
+    sums = np.bincount(components.ravel(), weights=probabilities[label].ravel(), minlength=len(counts))
+    means = sums[1:] / np.maximum(counts[1:], 1)
+    drop = [int(i) + 1 for i in np.nonzero((counts[1:] > 0) & (means < min_confidence))[0]]
+    return _drop_regions(probabilities, label, components, drop)
+
+
 def apply_postprocessing(
     probabilities: np.ndarray,
     spacing: tuple[float, float, float],
@@ -90,15 +109,19 @@ def apply_postprocessing(
     keep_largest: bool = False,
     min_component_mm3: dict[int, float] | None = None,
     min_contact: dict[int, float] | None = None,
+    min_confidence: dict[int, float] | None = None,
 ) -> np.ndarray:
     """The prediction's post-processing on the network grid (``spacing`` in mm): first the largest
     foreground region (optional), then per label the removal of regions whose shell touches the
     other foreground classes less than a fraction (``min_contact``), then per label the removal
-    of regions under a volume (mm^3)."""
+    of regions whose mean probability of the label is under a value (``min_confidence``), then
+    per label the removal of regions under a volume (mm^3)."""
     if keep_largest:
         probabilities = keep_largest_foreground(probabilities)
     for label, fraction in sorted((min_contact or {}).items()):
         probabilities = remove_exposed_components(probabilities, int(label), float(fraction))
+    for label, confidence in sorted((min_confidence or {}).items()):
+        probabilities = remove_uncertain_components(probabilities, int(label), float(confidence))
     voxel_mm3 = float(np.prod(spacing))
     for label, volume in sorted((min_component_mm3 or {}).items()):
         probabilities = remove_small_components(probabilities, int(label), int(np.ceil(volume / voxel_mm3)))

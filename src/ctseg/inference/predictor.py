@@ -50,8 +50,9 @@ __all__ = ["Predictor", "predict", "PredictionRecord", "LOG_FILE"]
 _MEMORY_FIX = "free memory, predict on a larger machine, or train a run with a coarser plan (plan.target_spacing or plan.max_median_voxels)"
 
 
-def _label_fractions(values: dict, labels: dict[int, str], run: Path) -> dict[int, float]:
-    """``{label: fraction}`` checked against the plan's foreground labels and the range 0-1."""
+def _label_fractions(values: dict, labels: dict[int, str], run: Path, setting: str = "min_contact") -> dict[int, float]:
+    """``{label: fraction}`` checked against the plan's foreground labels and the range 0-1
+    (``setting`` names the ``predict.`` setting in the error)."""
     out = {}
     for key, value in values.items():
         try:
@@ -59,7 +60,7 @@ def _label_fractions(values: dict, labels: dict[int, str], run: Path) -> dict[in
         except (TypeError, ValueError):
             label, fraction = -1, -1.0
         if label not in labels or label == 0 or not 0.0 <= fraction <= 1.0:
-            raise InputError(f"{run}: predict.min_contact {{{key}: {value}}} needs a foreground label ({', '.join(str(k) for k in sorted(labels) if k)}) and a fraction in 0-1")
+            raise InputError(f"{run}: predict.{setting} {{{key}: {value}}} needs a foreground label ({', '.join(str(k) for k in sorted(labels) if k)}) and a fraction in 0-1")
         out[label] = fraction
     return out
 
@@ -114,6 +115,7 @@ class Predictor:
         chosen = read_json(tuned) if tuned.is_file() else {}
         self.min_component_mm3 = {int(k): float(v) for k, v in chosen.get("min_component_mm3", {}).items()}
         self.min_contact = _label_fractions(chosen.get("min_contact", cfg.predict.min_contact), self.labels, run)
+        self.min_confidence = _label_fractions(chosen.get("min_confidence", cfg.predict.min_confidence), self.labels, run, "min_confidence")
         self.locator: Predictor | None = None
         if self.plan.crop == "roi":  # a cascade's fine stage: its locator run lives inside this run
             locator = run / LOCATOR_DIR
@@ -142,7 +144,7 @@ class Predictor:
             probs[:, outside] = 0.0
             probs[0, outside] = 1.0
         spacing = self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing  # 2D: each case's own grid
-        probs = apply_postprocessing(probs, spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3, min_contact=self.min_contact)
+        probs = apply_postprocessing(probs, spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3, min_contact=self.min_contact, min_confidence=self.min_confidence)
         return probs, geometry
 
     def _anchored_input(self, image: Image, box: tuple[slice, slice, slice] | None) -> tuple[np.ndarray, CaseGeometry, list[tuple[int, ...]], np.ndarray]:

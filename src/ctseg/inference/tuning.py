@@ -1,9 +1,11 @@
 """Choosing post-processing from the validation cases, as nnU-Net does after training.
 
-For each foreground label, two rules are tried in turn on the full sliding-window prediction of
+For each foreground label, three rules are tried in turn on the full sliding-window prediction of
 every validation case: first the removal of regions whose shell lies less than a fraction on the
 other foreground labels (:data:`CANDIDATE_CONTACT`), then, with the contact rule chosen, the
-removal of regions smaller than a volume (:data:`CANDIDATE_MM3`). Each time the smallest value
+removal of regions whose mean probability of the label is under a value
+(:data:`CANDIDATE_CONFIDENCE`), then, with both chosen, the removal of regions smaller than a
+volume (:data:`CANDIDATE_MM3`). Each time the smallest value
 with the best mean per-case Dice wins (0 = off). A case where reference and prediction are both
 empty counts as Dice 1 here, so that removing a false positive in a tumour-free case is
 rewarded. The choice and the tables it came from are saved as ``postprocessing.json`` in the run
@@ -27,11 +29,12 @@ from ..preprocessing import Plan, load_preprocessed
 from .postprocess import apply_postprocessing
 from .slices import volume_probabilities
 
-__all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3", "CANDIDATE_CONTACT"]
+__all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3", "CANDIDATE_CONTACT", "CANDIDATE_CONFIDENCE"]
 
 POSTPROCESSING_FILE = "postprocessing.json"
 CANDIDATE_MM3 = (0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
 CANDIDATE_CONTACT = (0.0, 0.25, 0.5)
+CANDIDATE_CONFIDENCE = (0.0, 0.6, 0.7, 0.8)
 
 
 def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -52,15 +55,17 @@ def determine_postprocessing(
     *,
     candidates_mm3: Sequence[float] = CANDIDATE_MM3,
     candidates_contact: Sequence[float] = CANDIDATE_CONTACT,
+    candidates_confidence: Sequence[float] = CANDIDATE_CONFIDENCE,
     device: str = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Pick ``min_contact`` and then ``min_component_mm3`` per foreground label on the run's
-    validation cases and save them.
+    """Pick ``min_contact``, then ``min_confidence``, then ``min_component_mm3`` per foreground
+    label on the run's validation cases and save them.
 
-    Returns the saved dict: ``{"min_contact": {label: fraction}, "min_component_mm3": {label: mm3},
-    "validation": {label: {mm3: mean Dice}}, "validation_contact": {label: {fraction: mean Dice}},
-    "cases": [...]}``. With no validation cases distinct from the training cases nothing is chosen
+    Returns the saved dict: ``{"min_contact": {label: fraction}, "min_confidence": {label:
+    probability}, "min_component_mm3": {label: mm3}, "validation": {label: {mm3: mean Dice}},
+    "validation_contact": {label: {fraction: mean Dice}}, "validation_confidence": {label:
+    {probability: mean Dice}}, "cases": [...]}``. With no validation cases distinct from the training cases nothing is chosen
     (all labels 0 = off).
     """
     run = Path(run_dir)
@@ -87,24 +92,31 @@ def determine_postprocessing(
         return out
 
     contact: dict[str, float] = {}
+    confidence: dict[str, float] = {}
     volumes: dict[str, float] = {}
     table_contact: dict[str, dict[str, float]] = {}
+    table_confidence: dict[str, dict[str, float]] = {}
     table: dict[str, dict[str, float]] = {}
     fractions = [float(v) for v in candidates_contact]
+    probabilities = [float(v) for v in candidates_confidence]
     mm3 = [float(v) for v in candidates_mm3]
     for label in labels:
         found = scores(label, [{"min_contact": {label: f}} for f in fractions])
         fraction, table_contact[str(label)] = _smallest_best(dict(zip(fractions, found)))
-        found = scores(label, [{"min_contact": {label: fraction}, "min_component_mm3": {label: v}} for v in mm3])
+        found = scores(label, [{"min_contact": {label: fraction}, "min_confidence": {label: p}} for p in probabilities])
+        sure, table_confidence[str(label)] = _smallest_best(dict(zip(probabilities, found)))
+        found = scores(label, [{"min_contact": {label: fraction}, "min_confidence": {label: sure}, "min_component_mm3": {label: v}} for v in mm3])
         volume, table[str(label)] = _smallest_best(dict(zip(mm3, found)))
-        contact[str(label)], volumes[str(label)] = fraction, volume
+        contact[str(label)], confidence[str(label)], volumes[str(label)] = fraction, sure, volume
     result = {
         "min_contact": contact,
+        "min_confidence": confidence,
         "min_component_mm3": volumes,
         "validation_contact": table_contact,
+        "validation_confidence": table_confidence,
         "validation": table,
         "cases": cases,
-        "rule": "first drop regions whose shell lies on other foreground labels less than min_contact, then regions smaller than min_component_mm3 (0 = off)",
+        "rule": "first drop regions whose shell lies on other foreground labels less than min_contact, then regions whose mean probability of the label is under min_confidence, then regions smaller than min_component_mm3 (0 = off)",
     }
     write_json(run / POSTPROCESSING_FILE, result)
     return result
