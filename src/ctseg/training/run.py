@@ -34,12 +34,33 @@ class RunFolder:
         return self.path / "preprocessed"
 
 
-def _split(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def _split(ids: list[str], fraction: float, seed: int, strata: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """(train, validation) case ids: ``round(fraction * n)`` validation cases (at least 1, and at
+    least 1 training case), drawn at random with ``seed``; all cases in both when there are fewer
+    than 2 or ``fraction`` is 0.
+
+    With ``strata`` (case id -> a key, e.g. the labels it holds), the validation cases are shared
+    out over the strata in proportion to their sizes (largest remainders first, ties to the
+    larger stratum) and drawn at random inside each, so that a rarer kind of case (one without a
+    tumour) lands in both parts when the numbers allow.
+    """
     if len(ids) < 2 or fraction <= 0:
         return list(ids), list(ids)
-    order = np.random.default_rng(seed).permutation(len(ids))
+    rng = np.random.default_rng(seed)
     n_val = min(len(ids) - 1, max(1, int(round(fraction * len(ids)))))
-    val = sorted(ids[i] for i in order[:n_val])
+    if not strata:
+        order = rng.permutation(len(ids))
+        val = sorted(ids[i] for i in order[:n_val])
+        return [i for i in ids if i not in val], val
+    groups: dict[str, list[str]] = {}
+    for case in ids:
+        groups.setdefault(str(strata.get(case)), []).append(case)
+    keys = sorted(groups)
+    share = {k: n_val * len(groups[k]) / len(ids) for k in keys}
+    count = {k: int(np.floor(share[k])) for k in keys}
+    for k in sorted(keys, key=lambda k: (-(share[k] - count[k]), -len(groups[k]), k))[: n_val - sum(count.values())]:
+        count[k] += 1
+    val = sorted(c for k in keys for c in (groups[k][i] for i in rng.permutation(len(groups[k]))[: count[k]]))
     return [i for i in ids if i not in val], val
 
 
@@ -77,7 +98,8 @@ def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *,
     if split_path.is_file():
         split = read_json(split_path)
     else:
-        train_ids, val_ids = _split(ids, config.train.val_fraction, config.train.seed)
+        present = {c["case_id"]: tuple(c.get("labels_present", ())) for c in fingerprint.get("cases", [])}
+        train_ids, val_ids = _split(ids, config.train.val_fraction, config.train.seed, present if config.train.stratify_split else None)
         split = {"train": train_ids, "val": val_ids}
         write_json(split_path, split)
     write_json(run / "versions.json", _versions())
