@@ -121,7 +121,7 @@ class TrainSettings:
     sample_by_component: bool = False  # ... on a uniformly drawn connected component of that class
     drop_empty_slices: bool = False  # 2D: never sample an axial slice without foreground
     val_fraction: float = 0.2
-    stratify_split: bool = True  # validation cases drawn per set of labels present (tumour-free cases in both parts)
+    stratify_split: bool = False  # validation cases drawn per set of labels present (tumour-free cases in both parts)
     val_patches_per_case: int = 4
     val_patch_size: tuple[int, ...] | None = None  # voxels (2 values in 2D); None: the plan's patch
     time_budget_minutes: float | None = None

@@ -32,7 +32,6 @@ def run_demo(
     from .config import load_config
     from .evaluation import evaluate, format_table
     from .inference import predict
-    from .inference.tuning import determine_postprocessing
     from .reporting import build_report
     from .synth import make_dataset
     from .training import train
@@ -52,11 +51,6 @@ def run_demo(
     times["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    # as nnU-Net does after training: post-processing chosen on the validation cases (saved in the run)
-    tuned = determine_postprocessing(run_dir, progress=progress)
-    times["tune_s"] = time.perf_counter() - start
-
-    start = time.perf_counter()
     predict(data / "imagesTs", out / "predictions", run_dir, progress=progress)
     times["predict_s"] = time.perf_counter() - start
 
@@ -69,15 +63,12 @@ def run_demo(
     times["report_s"] = time.perf_counter() - start
     times["total_s"] = sum(times.values())
 
-    rules = {k: {"min_contact": tuned["min_contact"][k], "min_confidence": tuned["min_confidence"][k], "min_component_mm3": v} for k, v in tuned["min_component_mm3"].items()}
-    summary = {"task": task, "epochs": result.epochs, "iterations": result.iterations, "times": times, "postprocessing": rules, "metrics": evaluation.summary}
+    summary = {"task": task, "epochs": result.epochs, "iterations": result.iterations, "times": times, "metrics": evaluation.summary}
     write_json(out / "demo_summary.json", summary)
     print()
     print(format_table(evaluation.summary))
     print()
-    chosen = "; ".join(f"label {k}: contact {r['min_contact']:g}, confidence {r['min_confidence']:g}, {r['min_component_mm3']:g} mm^3" for k, r in rules.items())
-    print(f"post-processing chosen on the {len(tuned['cases'])} validation cases (0 = off): {chosen}")
-    print(f"time: synth {times['synth_s']:.0f} s, train {times['train_s']:.0f} s, tune {times['tune_s']:.0f} s, predict {times['predict_s']:.0f} s, evaluate {times['evaluate_s']:.0f} s, report {times['report_s']:.0f} s, total {times['total_s'] / 60:.1f} min")
+    print(f"time: synth {times['synth_s']:.0f} s, train {times['train_s']:.0f} s, predict {times['predict_s']:.0f} s, evaluate {times['evaluate_s']:.0f} s, report {times['report_s']:.0f} s, total {times['total_s'] / 60:.1f} min")
     print(f"dataset:        {data}")
     print(f"run folder:     {run_dir}  (weights, plan.json, config.yaml, training_curves.png)")
     print(f"predictions:    {out / 'predictions'}")
