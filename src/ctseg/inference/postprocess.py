@@ -95,10 +95,9 @@ def remove_uncertain_components(probabilities: np.ndarray, label: int, min_confi
     if min_confidence <= 0 or not mask.any():
         return probabilities
     components = cc3d.connected_components(mask, connectivity=26)
-    counts = np.bincount(components.ravel())
-    sums = np.bincount(components.ravel(), weights=probabilities[label].ravel(), minlength=len(counts))
-    means = sums[1:] / np.maximum(counts[1:], 1)
-    drop = [int(i) + 1 for i in np.nonzero((counts[1:] > 0) & (means < min_confidence))[0]]
+    counts = np.bincount(components.ravel())  # cc3d numbers the regions 1..n: none is empty
+    means = np.bincount(components.ravel(), weights=probabilities[label].ravel())[1:] / counts[1:]
+    drop = [int(i) + 1 for i in np.nonzero(means < min_confidence)[0]]
     return _drop_regions(probabilities, label, components, drop)
 
 

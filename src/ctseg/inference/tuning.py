@@ -83,38 +83,25 @@ def determine_postprocessing(
         spacing = plan.spacing if plan.spatial_dims == 3 else case["geometry"].resampled_spacing  # 2D: the case's own grid
         predictions.append((apply_postprocessing(probs, spacing, keep_largest=cfg.predict.keep_largest_component), spacing, case["seg"][0]))
 
-    def scores(label: int, rules: list[dict[str, Any]]) -> list[list[float]]:
-        out: list[list[float]] = [[] for _ in rules]
-        for probs, spacing, ref in predictions:
-            for i, rule in enumerate(rules):
-                pred = apply_postprocessing(probs, spacing, **rule).argmax(0)
-                out[i].append(_dice(pred == label, ref == label))
-        return out
+    def stage(label: int, current: list[np.ndarray], key: str, values: list[float]) -> tuple[float, dict[str, float], list[np.ndarray]]:
+        """One rule on every case's probabilities (the earlier rules already applied): the
+        smallest best value, its table, and the probabilities with it applied."""
+        found = [[_dice(apply_postprocessing(probs, spacing, **{key: {label: v}}).argmax(0) == label, ref == label) for probs, (_, spacing, ref) in zip(current, predictions)] for v in values]
+        chosen, table = _smallest_best(dict(zip(values, found)))
+        return chosen, table, [apply_postprocessing(probs, spacing, **{key: {label: chosen}}) for probs, (_, spacing, _) in zip(current, predictions)]
 
-    contact: dict[str, float] = {}
-    confidence: dict[str, float] = {}
-    volumes: dict[str, float] = {}
-    table_contact: dict[str, dict[str, float]] = {}
-    table_confidence: dict[str, dict[str, float]] = {}
-    table: dict[str, dict[str, float]] = {}
-    fractions = [float(v) for v in candidates_contact]
-    probabilities = [float(v) for v in candidates_confidence]
-    mm3 = [float(v) for v in candidates_mm3]
+    chosen: dict[str, dict[str, float]] = {"min_contact": {}, "min_confidence": {}, "min_component_mm3": {}}
+    tables: dict[str, dict[str, dict[str, float]]] = {"min_contact": {}, "min_confidence": {}, "min_component_mm3": {}}
+    rules = [("min_contact", candidates_contact), ("min_confidence", candidates_confidence), ("min_component_mm3", candidates_mm3)]
     for label in labels:
-        found = scores(label, [{"min_contact": {label: f}} for f in fractions])
-        fraction, table_contact[str(label)] = _smallest_best(dict(zip(fractions, found)))
-        found = scores(label, [{"min_contact": {label: fraction}, "min_confidence": {label: p}} for p in probabilities])
-        sure, table_confidence[str(label)] = _smallest_best(dict(zip(probabilities, found)))
-        found = scores(label, [{"min_contact": {label: fraction}, "min_confidence": {label: sure}, "min_component_mm3": {label: v}} for v in mm3])
-        volume, table[str(label)] = _smallest_best(dict(zip(mm3, found)))
-        contact[str(label)], confidence[str(label)], volumes[str(label)] = fraction, sure, volume
+        current = [probs for probs, _, _ in predictions]
+        for key, values in rules:  # in the order apply_postprocessing applies them
+            chosen[key][str(label)], tables[key][str(label)], current = stage(label, current, key, [float(v) for v in values])
     result = {
-        "min_contact": contact,
-        "min_confidence": confidence,
-        "min_component_mm3": volumes,
-        "validation_contact": table_contact,
-        "validation_confidence": table_confidence,
-        "validation": table,
+        **chosen,
+        "validation_contact": tables["min_contact"],
+        "validation_confidence": tables["min_confidence"],
+        "validation": tables["min_component_mm3"],
         "cases": cases,
         "rule": "first drop regions whose shell lies on other foreground labels less than min_contact, then regions whose mean probability of the label is under min_confidence, then regions smaller than min_component_mm3 (0 = off)",
     }

@@ -98,8 +98,8 @@ def prepare_run(dataset_dir: str | Path, run_dir: str | Path, config: Config, *,
     if split_path.is_file():
         split = read_json(split_path)
     else:
-        present = {c["case_id"]: tuple(c.get("labels_present", ())) for c in fingerprint.get("cases", [])}
-        train_ids, val_ids = _split(ids, config.train.val_fraction, config.train.seed, present if config.train.stratify_split else None)
+        strata = {c["case_id"]: tuple(c.get("labels_present", ())) for c in fingerprint.get("cases", [])} if config.train.stratify_split else None
+        train_ids, val_ids = _split(ids, config.train.val_fraction, config.train.seed, strata)
         split = {"train": train_ids, "val": val_ids}
         write_json(split_path, split)
     write_json(run / "versions.json", _versions())
