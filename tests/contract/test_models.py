@@ -12,6 +12,7 @@ from ctseg.errors import RunFolderError
 from ctseg.models import (
     ConvNormAct,
     InstanceNorm,
+    InstanceNormLeakyReLU,
     ResidualBlock,
     StackedConvBlock,
     UNet,
@@ -21,6 +22,7 @@ from ctseg.models import (
     list_models,
     model_info,
 )
+from ctseg.models._norm_act import instance_norm_leaky_relu
 from ctseg.models.persist import build_model, load_model, model_spec, save_model
 
 OUT_CHANNELS = 3
@@ -328,8 +330,64 @@ def test_instance_norm_matches_torch(spatial_dims: int) -> None:
         torch.testing.assert_close(ours.train(mode)(x), reference.train(mode)(x))
 
 
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [((2, 3, 5, 6, 4), torch.channels_last_3d), ((2, 3, 5, 6, 4), torch.contiguous_format), ((3, 2, 6, 5), torch.channels_last), ((1, 4, 7), torch.contiguous_format)],
+)
+def test_instance_norm_leaky_relu_gradients(shape: tuple[int, ...], layout: torch.memory_format) -> None:
+    """The fused module's own backward (used when training on the CPU) against finite
+    differences in float64, and against PyTorch's group norm + leaky ReLU in float32."""
+    torch.manual_seed(0)
+    norm = InstanceNormLeakyReLU(shape[1], negative_slope=0.1).double()
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = (torch.randn(shape, dtype=torch.float64) * 2 + 1).contiguous(memory_format=layout).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, w, b: instance_norm_leaky_relu(t, w, b, 1e-5, 0.1), (x, norm.weight, norm.bias))
+
+    reference = torch.nn.Sequential(InstanceNorm(shape[1]), torch.nn.LeakyReLU(0.1))
+    reference[0].load_state_dict(norm.float().state_dict())  # the same parameter names
+    outputs = []
+    for module in (norm, reference):
+        xf = x.detach().float().contiguous(memory_format=layout).requires_grad_()
+        y = module(xf)
+        y.backward(torch.linspace(-1, 1, y.numel()).reshape(y.shape))
+        outputs.append((y.detach(), xf.grad, module.state_dict(keep_vars=True)))
+    (y1, gx1, p1), (y2, gx2, p2) = outputs
+    assert torch.equal(y1, y2)  # the forward is PyTorch's own kernel
+    torch.testing.assert_close(gx1, gx2, rtol=1e-4, atol=1e-5)
+    assert gx1.is_contiguous(memory_format=layout)
+    for name in ("weight", "bias"):
+        torch.testing.assert_close(p1[name].grad, p2[f"0.{name}"].grad, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_norm_act_fuses_instance_norm_and_leaky_relu() -> None:
+    """Instance norm + leaky ReLU become one module with the parameter names of the pair, so
+    checkpoints written before the fusion load unchanged; other pairs stay separate."""
+    fused = ConvNormAct(3, 2, 4)
+    assert isinstance(fused[1], InstanceNormLeakyReLU) and len(fused) == 2
+    old = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1, bias=False), InstanceNorm(4), torch.nn.LeakyReLU(0.01, inplace=True))
+    fused.load_state_dict(old.state_dict())
+    x = torch.randn(2, 2, 4, 5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), old(x))
+    assert isinstance(ConvNormAct(3, 2, 4, act="relu")[1], InstanceNorm) and len(ConvNormAct(3, 2, 4, act="relu")) == 3
+    assert not isinstance(ConvNormAct(3, 2, 4, act=None)[1], InstanceNormLeakyReLU)
+
+
 def test_unet_without_deep_supervision_leaves_only_aux_heads_idle() -> None:
     model = UNet(spatial_dims=2, features=(4, 8, 16), deep_supervision=False).train()
     model(torch.randn(2, 1, 8, 8)).square().mean().backward()
     idle = {n for n, p in model.named_parameters() if p.grad is None}
     assert idle == {"heads.0.weight", "heads.0.bias"}
+
+
+def test_unet_decoder_convs_per_stage() -> None:
+    """One convolution per decoder stage (nnU-Net's residual-encoder presets) while the encoder
+    keeps two; the output shape and the deep-supervision outputs are unchanged."""
+    lean = UNet(spatial_dims=3, features=(4, 8, 16), decoder_convs_per_stage=1, deep_supervision=True)
+    full = UNet(spatial_dims=3, features=(4, 8, 16), deep_supervision=True)
+    assert [len(block) for block in lean.decoder] == [1, 1] and [len(block) for block in full.decoder] == [2, 2]
+    assert all(len(stage) == 2 for stage in lean.encoder)
+    x = torch.randn(2, 1, 8, 8, 8)
+    assert [o.shape for o in lean.train()(x)] == [o.shape for o in full.train()(x)]
+    assert count_parameters(lean) < count_parameters(full)

@@ -15,6 +15,7 @@ from .base import SegmentationNetwork, count_parameters
 from .blocks import (
     ConvNormAct,
     InstanceNorm,
+    InstanceNormLeakyReLU,
     ResidualBlock,
     StackedConvBlock,
     act_layer,
@@ -45,6 +46,7 @@ __all__ = [
     "FCN",
     "ConvNormAct",
     "InstanceNorm",
+    "InstanceNormLeakyReLU",
     "StackedConvBlock",
     "ResidualBlock",
     "conv_nd",

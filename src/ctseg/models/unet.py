@@ -77,6 +77,9 @@ class UNet(SegmentationNetwork):
         kernel_sizes: per stage, an odd int or per-axis tuple. Default: 3 everywhere. The decoder
             stage at a resolution uses the encoder's kernel of that resolution.
         convs_per_stage: convolutions per encoder and decoder stage.
+        decoder_convs_per_stage: convolutions per decoder stage when it differs from
+            ``convs_per_stage`` (nnU-Net's residual-encoder presets use 1: the decoder's
+            full-resolution convolutions are the costliest of a training step on the CPU).
         deep_supervision: in training mode, return logits of every decoder stage (see ``forward``).
         dropout: channel-dropout probability inside every conv layer (0 disables it).
         norm: "instance" (default), "batch" or "none".
@@ -103,6 +106,7 @@ class UNet(SegmentationNetwork):
         strides: Sequence[IntOrSeq] | None = None,
         kernel_sizes: Sequence[IntOrSeq] | None = None,
         convs_per_stage: int = 2,
+        decoder_convs_per_stage: int | None = None,
         deep_supervision: bool = False,
         dropout: float = 0.0,
         norm: str = "instance",
@@ -127,6 +131,7 @@ class UNet(SegmentationNetwork):
         )
         block_cls = StackedConvBlock if block == "plain" else ResidualBlock
         common = {"num_convs": convs_per_stage, "dropout": dropout, "norm": norm, "act": act}
+        decoder_common = {**common, "num_convs": convs_per_stage if decoder_convs_per_stage is None else decoder_convs_per_stage}
 
         def encoder_stage(i: int) -> nn.Module:
             cin = in_channels if i == 0 else features[i - 1]
@@ -160,7 +165,7 @@ class UNet(SegmentationNetwork):
                 2 * features[s - 1],
                 features[s - 1],
                 kernel_size=self.kernel_sizes[s - 1],
-                **common,
+                **decoder_common,
             )
             for s in range(n - 1, 0, -1)
         )
