@@ -342,7 +342,7 @@ def test_instance_norm_leaky_relu_gradients(shape: tuple[int, ...], layout: torc
     torch.nn.init.normal_(norm.weight)
     torch.nn.init.normal_(norm.bias)
     x = (torch.randn(shape, dtype=torch.float64) * 2 + 1).contiguous(memory_format=layout).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t, w, b: instance_norm_leaky_relu(t, w, b, 1e-5, 0.1), (x, norm.weight, norm.bias))
+    assert torch.autograd.gradcheck(lambda t, w, b: instance_norm_leaky_relu(t, shape[1], w, b, 1e-5, 0.1), (x, norm.weight, norm.bias))
 
     reference = torch.nn.Sequential(InstanceNorm(shape[1]), torch.nn.LeakyReLU(0.1))
     reference[0].load_state_dict(norm.float().state_dict())  # the same parameter names

@@ -63,11 +63,14 @@ class _InstanceNormLeakyReLU(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-def instance_norm_leaky_relu(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, slope: float) -> torch.Tensor:
-    """``leaky_relu(group_norm(x, C, weight, bias, eps), slope)`` with the fast backward above when
-    autograd records a float32 or float64 CPU tensor; PyTorch's own ops otherwise (inference,
-    export, CUDA, bfloat16 autocast), with the activation in place."""
+def instance_norm_leaky_relu(
+    x: torch.Tensor, channels: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, slope: float
+) -> torch.Tensor:
+    """``leaky_relu(group_norm(x, channels, weight, bias, eps), slope)`` for ``x`` of shape (B, channels,
+    *spatial), with the fast backward above when autograd records a float32 or float64 CPU tensor;
+    PyTorch's own ops otherwise (inference, export, CUDA, bfloat16 autocast), with the activation in
+    place. ``channels`` is a Python int, not read from ``x.shape``, so an ONNX trace keeps it a constant."""
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad))
     if needs_grad and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() >= 3:
         return _InstanceNormLeakyReLU.apply(x, weight, bias, eps, slope)
-    return F.leaky_relu_(F.group_norm(x, x.shape[1], weight, bias, eps), slope)
+    return F.leaky_relu_(F.group_norm(x, channels, weight, bias, eps), slope)

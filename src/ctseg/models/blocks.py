@@ -113,7 +113,7 @@ class InstanceNormLeakyReLU(InstanceNorm):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return instance_norm_leaky_relu(x, self.weight, self.bias, self.eps, self.negative_slope)
+        return instance_norm_leaky_relu(x, self.num_groups, self.weight, self.bias, self.eps, self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, negative_slope={self.negative_slope}"
