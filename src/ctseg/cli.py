@@ -77,7 +77,9 @@ def _cmd_train(a: argparse.Namespace) -> None:
     if a.tune_postprocessing:
         from .inference.tuning import determine_postprocessing
 
-        chosen = determine_postprocessing(result.run_dir, device=a.device)
+        only_confidence = a.tune_postprocessing == "confidence"  # the other rules stay off
+        extra = {"candidates_contact": (0.0,), "candidates_mm3": (0.0,)} if only_confidence else {}
+        chosen = determine_postprocessing(result.run_dir, device=a.device, **extra)
         rules = (f"label {k}: contact {chosen['min_contact'][k]:g}, confidence {chosen['min_confidence'][k]:g}, {v:g} mm^3" for k, v in chosen["min_component_mm3"].items())
         print("post-processing chosen on the validation cases (drop regions touching other labels under a fraction of their shell, then regions whose mean probability is under a value, then regions under a volume; 0 = off): " + "; ".join(rules))
 
@@ -255,7 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default=None, metavar="NAME", help="network of the registry (unet, fcn, vnet, simple_unet, ...); short for --set model.name=NAME")
     t.add_argument("--resume", action="store_true", help="continue the run in --output")
     t.add_argument("--skip-bad", action="store_true", help="leave out the cases `ctseg verify` lists instead of refusing the dataset")
-    t.add_argument("--tune-postprocessing", action="store_true", help="after training, choose per label a minimum contact with the other labels, a minimum mean probability and a minimum region volume on the validation cases (saved as postprocessing.json, used by predict)")
+    t.add_argument(
+        "--tune-postprocessing",
+        nargs="?",
+        const="all",
+        choices=("all", "confidence"),
+        help="after training, choose per label a minimum contact with the other labels, a minimum mean probability and a minimum region volume on the validation cases (saved as postprocessing.json, used by predict); 'confidence' tunes only the minimum mean probability (what the demo does)",
+    )
     t.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("predict", help="predict label maps for a NIfTI file, a folder of them, or a DICOM series folder")

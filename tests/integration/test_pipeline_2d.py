@@ -27,7 +27,7 @@ def run2d(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("run2d")
     data, run = root / "data", root / "run"
     assert main(["synth", str(data), "--task", "liver", "--cases", "3", "--test-cases", "1", "--seed", "3", "--matrix", "48"]) == 0
-    assert main(["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", "--tune-postprocessing", *_2D]) == 0
+    assert main(["train", str(data), "-o", str(run), "--preset", "cpu", "--epochs", "1", "--tune-postprocessing", "confidence", *_2D]) == 0
     return {"root": root, "data": data, "run": run, "test": sorted((data / "imagesTs").glob("*.nii.gz"))[0]}
 
 
@@ -37,7 +37,9 @@ def test_a_2d_run_has_a_2d_plan_and_network(run2d) -> None:
     assert all(len(s) == 2 for s in plan["network"]["strides"])
     spec = json.loads((run2d["run"] / "model_final.json").read_text())
     assert spec["kwargs"]["spatial_dims"] == 2
-    assert (run2d["run"] / "postprocessing.json").is_file()  # tuned on whole validation cases, slice-wise
+    tuned = json.loads((run2d["run"] / "postprocessing.json").read_text())  # tuned on whole validation cases, slice-wise
+    assert set(tuned["validation_confidence"]["2"]) == {"0", "0.6", "0.7", "0.8"}  # only this rule was tuned
+    assert set(tuned["min_contact"].values()) == set(tuned["min_component_mm3"].values()) == {0.0}
     assert len(json.loads((run2d["run"] / "history.json").read_text())) == 1
 
 
