@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-m", "--model", required=True, help="run folder written by `ctseg train`")
     r.add_argument("--overwrite", action="store_true", help="for a folder: predict cases whose output already exists too")
     r.add_argument("--step", type=float, default=None, help="tile step as a fraction of the patch (default 0.5)")
-    r.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8 flips)")
+    r.add_argument("--tta", action="store_true", help="mirror test-time augmentation over the axes the network was trained to see flipped (8 flip sets for all three; refused for a run trained without flips, such as the cpu preset)")
     r.add_argument("--checkpoint", choices=["final", "best"], default=None)
     r.add_argument("--device", default="cpu")
     r.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="engine running the network: torch or onnxruntime on the CPU (needs ctseg[onnx]; default torch)")

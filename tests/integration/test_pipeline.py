@@ -185,3 +185,24 @@ def test_contact_rule_comes_from_the_config_or_the_tuned_file(tiny, tmp_path) ->
     (run / "config.yaml").write_text(config.merged({"predict": {"min_confidence": {2: 1.5}}}).to_yaml())
     with pytest.raises(InputError, match="min_confidence"):
         Predictor(run)
+
+
+def test_mirror_tta_flips_only_the_axes_the_network_was_trained_to_see_flipped(tiny, tmp_path) -> None:
+    import shutil
+
+    from ctseg.config import read_run_config
+    from ctseg.errors import InputError
+    from ctseg.inference.sliding_window import mirror_sets
+
+    with pytest.raises(InputError, match="trained without mirroring"):  # the cpu preset: no flips
+        Predictor(tiny["run"], tta=True)
+    assert Predictor(tiny["run"]).tta is False
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("preprocessed", "tensorboard"))
+    config = read_run_config(run)
+    (run / "config.yaml").write_text(config.merged({"train": {"augment": {"flip_prob": 0.5, "flip_axes": [0, 2]}}}).to_yaml())
+    predictor = Predictor(run, tta=True)
+    assert predictor.tta == (0, 2) and mirror_sets(predictor.tta) == [(), (0,), (2,), (0, 2)]
+    image = read_nifti(sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0])
+    labels = predictor.predict_image(image)
+    assert labels.array.shape == image.array.shape

@@ -43,9 +43,12 @@ def test_a_2d_run_has_a_2d_plan_and_network(run2d) -> None:
     assert len(json.loads((run2d["run"] / "history.json").read_text())) == 1
 
 
-def test_prediction_lands_on_the_input_grid(run2d, tmp_path) -> None:
+def test_prediction_lands_on_the_input_grid(run2d, tmp_path, capsys) -> None:
     out = tmp_path / "pred.nii.gz"
-    assert main(["predict", "-i", str(run2d["test"]), "-o", str(out), "-m", str(run2d["run"]), "--tta"]) == 0
+    # the cpu preset trains without flips: mirror TTA is refused, and nothing is written
+    assert main(["predict", "-i", str(run2d["test"]), "-o", str(out), "-m", str(run2d["run"]), "--tta"]) == 2
+    assert "trained without mirroring" in capsys.readouterr().err and not out.exists()
+    assert main(["predict", "-i", str(run2d["test"]), "-o", str(out), "-m", str(run2d["run"])]) == 0
     pred, ref = nib.load(out), nib.load(run2d["test"])
     assert pred.shape == ref.shape
     np.testing.assert_array_equal(pred.affine, ref.affine)
