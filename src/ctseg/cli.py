@@ -75,10 +75,9 @@ def _cmd_train(a: argparse.Namespace) -> None:
         result = train(a.dataset, a.output, config, device=a.device, skip_bad=a.skip_bad)
     print(f"trained {result.epochs} epochs ({result.iterations} iterations, {result.seconds / 60:.1f} min); run folder: {result.run_dir}")
     if a.tune_postprocessing:
-        from .inference.tuning import determine_postprocessing
+        from .inference.tuning import CONFIDENCE_ONLY, determine_postprocessing
 
-        only_confidence = a.tune_postprocessing == "confidence"  # the other rules stay off
-        extra = {"candidates_contact": (0.0,), "candidates_mm3": (0.0,)} if only_confidence else {}
+        extra = CONFIDENCE_ONLY if a.tune_postprocessing == "confidence" else {}
         chosen = determine_postprocessing(result.run_dir, device=a.device, **extra)
         rules = (f"label {k}: contact {chosen['min_contact'][k]:g}, confidence {chosen['min_confidence'][k]:g}, {v:g} mm^3" for k, v in chosen["min_component_mm3"].items())
         print("post-processing chosen on the validation cases (drop regions touching other labels under a fraction of their shell, then regions whose mean probability is under a value, then regions under a volume; 0 = off): " + "; ".join(rules))
@@ -215,6 +214,48 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     x.set_defaults(func=_cmd_export_data, epochs=None, time_budget=None, seed=None)
 
 
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a model on a CT dataset (MSD, nnU-Net raw, LiTS or plain layout; verified first)")
+    t.add_argument("dataset")
+    t.add_argument("-o", "--output", required=True, help="run folder")
+    t.add_argument("--preset", default="default", help="configs/presets/NAME.yaml (default, cpu, ...)")
+    t.add_argument("--config", default=None, help="YAML file of settings overriding the preset")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting, e.g. train.lr=0.001")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--time-budget", type=float, default=None, metavar="MINUTES")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--deterministic", action="store_true", help="bit-identical reruns (same seed, data, machine): deterministic kernels, fixed thread count; slower")
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--model", default=None, metavar="NAME", help="network of the registry (unet, fcn, vnet, simple_unet, ...); short for --set model.name=NAME")
+    t.add_argument("--resume", action="store_true", help="continue the run in --output")
+    t.add_argument("--skip-bad", action="store_true", help="leave out the cases `ctseg verify` lists instead of refusing the dataset")
+    t.add_argument(
+        "--tune-postprocessing",
+        nargs="?",
+        const="all",
+        choices=("all", "confidence"),
+        help="after training, choose per label a minimum contact with the other labels, a minimum mean probability and a minimum region volume on the validation cases (saved as postprocessing.json, used by predict); 'confidence' tunes only the minimum mean probability (what the demo does)",
+    )
+    t.set_defaults(func=_cmd_train)
+
+
+def _add_predict_command(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("predict", help="predict label maps for a NIfTI file, a folder of them, or a DICOM series folder")
+    r.add_argument("-i", "--input", required=True)
+    r.add_argument("-o", "--output", required=True, help="output file (.nii.gz, or .dcm for DICOM formats) or folder")
+    r.add_argument("--format", choices=["nifti", "dicom-seg", "rtstruct"], default="nifti", help="output format; dicom-seg and rtstruct need a DICOM series input (default nifti)")
+    r.add_argument("--series", default=None, metavar="UID|INDEX", help="which series of a DICOM folder that holds several")
+    r.add_argument("-m", "--model", required=True, help="run folder written by `ctseg train`")
+    r.add_argument("--overwrite", action="store_true", help="for a folder: predict cases whose output already exists too")
+    r.add_argument("--step", type=float, default=None, help="tile step as a fraction of the patch (default 0.5)")
+    r.add_argument("--tta", action="store_true", help="mirror test-time augmentation over the axes the network was trained to see flipped (8 flip sets for all three; refused for a run trained without flips, such as the cpu preset)")
+    r.add_argument("--checkpoint", choices=["final", "best"], default=None)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="engine running the network: torch or onnxruntime on the CPU (needs ctseg[onnx]; default torch)")
+    r.add_argument("--tile-grid", choices=["spread", "monai"], default=None, help="tile placement: spread over the body's box, or MONAI's sliding_window_inference starts on the whole volume with the tiles off the body skipped (default: the run's predict.tile_grid, spread)")
+    r.set_defaults(func=_cmd_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -243,43 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(func=_cmd_synth)
 
-    t = sub.add_parser("train", help="train a model on a CT dataset (MSD, nnU-Net raw, LiTS or plain layout; verified first)")
-    t.add_argument("dataset")
-    t.add_argument("-o", "--output", required=True, help="run folder")
-    t.add_argument("--preset", default="default", help="configs/presets/NAME.yaml (default, cpu, ...)")
-    t.add_argument("--config", default=None, help="YAML file of settings overriding the preset")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting, e.g. train.lr=0.001")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--time-budget", type=float, default=None, metavar="MINUTES")
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--deterministic", action="store_true", help="bit-identical reruns (same seed, data, machine): deterministic kernels, fixed thread count; slower")
-    t.add_argument("--device", default="cpu", help="cpu or cuda")
-    t.add_argument("--model", default=None, metavar="NAME", help="network of the registry (unet, fcn, vnet, simple_unet, ...); short for --set model.name=NAME")
-    t.add_argument("--resume", action="store_true", help="continue the run in --output")
-    t.add_argument("--skip-bad", action="store_true", help="leave out the cases `ctseg verify` lists instead of refusing the dataset")
-    t.add_argument(
-        "--tune-postprocessing",
-        nargs="?",
-        const="all",
-        choices=("all", "confidence"),
-        help="after training, choose per label a minimum contact with the other labels, a minimum mean probability and a minimum region volume on the validation cases (saved as postprocessing.json, used by predict); 'confidence' tunes only the minimum mean probability (what the demo does)",
-    )
-    t.set_defaults(func=_cmd_train)
-
-    r = sub.add_parser("predict", help="predict label maps for a NIfTI file, a folder of them, or a DICOM series folder")
-    r.add_argument("-i", "--input", required=True)
-    r.add_argument("-o", "--output", required=True, help="output file (.nii.gz, or .dcm for DICOM formats) or folder")
-    r.add_argument("--format", choices=["nifti", "dicom-seg", "rtstruct"], default="nifti", help="output format; dicom-seg and rtstruct need a DICOM series input (default nifti)")
-    r.add_argument("--series", default=None, metavar="UID|INDEX", help="which series of a DICOM folder that holds several")
-    r.add_argument("-m", "--model", required=True, help="run folder written by `ctseg train`")
-    r.add_argument("--overwrite", action="store_true", help="for a folder: predict cases whose output already exists too")
-    r.add_argument("--step", type=float, default=None, help="tile step as a fraction of the patch (default 0.5)")
-    r.add_argument("--tta", action="store_true", help="mirror test-time augmentation over the axes the network was trained to see flipped (8 flip sets for all three; refused for a run trained without flips, such as the cpu preset)")
-    r.add_argument("--checkpoint", choices=["final", "best"], default=None)
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="engine running the network: torch or onnxruntime on the CPU (needs ctseg[onnx]; default torch)")
-    r.add_argument("--tile-grid", choices=["spread", "monai"], default=None, help="tile placement: spread over the body's box, or MONAI's sliding_window_inference starts on the whole volume with the tiles off the body skipped (default: the run's predict.tile_grid, spread)")
-    r.set_defaults(func=_cmd_predict)
+    _add_train_command(sub)
+    _add_predict_command(sub)
 
     xo = sub.add_parser("export", help="export a run's network to ONNX (model.onnx + model.json with the plan and labels)")
     xo.add_argument("run", help="run folder written by `ctseg train`")

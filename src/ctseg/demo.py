@@ -32,7 +32,7 @@ def run_demo(
     from .config import load_config
     from .evaluation import evaluate, format_table
     from .inference import predict
-    from .inference.tuning import determine_postprocessing
+    from .inference.tuning import CONFIDENCE_ONLY, determine_postprocessing
     from .reporting import build_report
     from .synth import make_dataset
     from .training import train
@@ -55,7 +55,7 @@ def run_demo(
     # after training, as nnU-Net does: post-processing chosen on the validation cases, here only the
     # minimum mean probability of a region (the contact and volume rules, tuned on the demo's five
     # validation cases, chose a 4 mL minimum once and cost tumour Dice; README "Measured results")
-    tuned = determine_postprocessing(run_dir, candidates_contact=(0.0,), candidates_mm3=(0.0,), progress=progress)
+    tuned = determine_postprocessing(run_dir, progress=progress, **CONFIDENCE_ONLY)
     times["tune_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

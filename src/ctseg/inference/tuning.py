@@ -29,12 +29,15 @@ from ..preprocessing import Plan, load_preprocessed
 from .postprocess import apply_postprocessing
 from .slices import volume_probabilities
 
-__all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3", "CANDIDATE_CONTACT", "CANDIDATE_CONFIDENCE"]
+__all__ = ["determine_postprocessing", "POSTPROCESSING_FILE", "CANDIDATE_MM3", "CANDIDATE_CONTACT", "CANDIDATE_CONFIDENCE", "CONFIDENCE_ONLY"]
 
 POSTPROCESSING_FILE = "postprocessing.json"
 CANDIDATE_MM3 = (0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
 CANDIDATE_CONTACT = (0.0, 0.25, 0.5)
 CANDIDATE_CONFIDENCE = (0.0, 0.6, 0.7, 0.8)
+#: keyword arguments of :func:`determine_postprocessing` that tune only the confidence rule (the
+#: contact and volume rules stay off): ``train --tune-postprocessing confidence`` and the demo
+CONFIDENCE_ONLY: dict[str, tuple[float, ...]] = {"candidates_contact": (0.0,), "candidates_mm3": (0.0,)}
 
 
 def _dice(pred: np.ndarray, ref: np.ndarray) -> float:

@@ -223,8 +223,8 @@ class ConvNormAct(nn.Sequential):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         norm_mod = norm_layer(norm, spatial_dims, out_channels)
         act_mod = act_layer(act, out_channels)
-        if norm == "instance" and act == "leaky_relu":  # one module: same parameters, faster backward
-            norm_mod, act_mod = InstanceNormLeakyReLU(out_channels, eps=1e-5, affine=True), None
+        if isinstance(norm_mod, InstanceNorm) and isinstance(act_mod, nn.LeakyReLU):  # one module: same parameters, faster backward
+            norm_mod, act_mod = InstanceNormLeakyReLU(out_channels, eps=norm_mod.eps, affine=norm_mod.affine, negative_slope=act_mod.negative_slope), None
         layers: list[nn.Module] = [
             conv_nd(spatial_dims)(
                 in_channels,
