@@ -47,8 +47,8 @@ class PlanSettings:
     spatial_dims: int = 3
     # 2D only: resample each slice's body box to fit this in-plane matrix (square pixels)
     slice_size: tuple[int, int] | None = None
-    normalization: str = "foreground"  # "foreground" (clip p0.5..p99.5, z-score) or "window"
-    window: tuple[float, float] = (-135.0, 250.0)  # HU, used when normalization == "window"
+    normalization: str = "foreground"  # "foreground" (clip p0.5..p99.5, z-score), "window", or "window_zscore" (clip to the window, z-score by the foreground)
+    window: tuple[float, float] = (-135.0, 250.0)  # HU, used by "window" and "window_zscore"
     histogram_equalization: bool = False  # after clipping, equalise each volume's histogram
     crop_threshold_hu: float = -500.0  # body = largest component above this HU
     max_stages: int = 6
@@ -148,6 +148,13 @@ class PredictSettings:
     # (false lesions in organ texture are often barely the argmax: {2: 0.7}); empty = off
     min_confidence: dict[int, float] = field(default_factory=dict)
     tile_grid: str = "spread"  # "spread": starts spread over the body's box; "monai": MONAI's starts on the whole volume, tiles off the body skipped
+    # a second pass on the image with intensities just above the host organ's median mirrored below
+    # it; lesions found there that are brighter than the organ are added (hyperdense lesions, which
+    # a run trained on mostly hypodense ones misses). Labels: train.augment.lesion_labels; 3D only
+    polarity_tta: bool = False
+    polarity_band_hu: float = 50.0  # mirrored: the organ's median up to this many HU above it
+    polarity_min_contrast_hu: float = 10.0  # an added region is this much brighter than the organ
+    polarity_min_ml: float = 1.0  # smaller regions found by the second pass are not added
 
 
 @dataclass(frozen=True)

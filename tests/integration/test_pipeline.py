@@ -206,3 +206,34 @@ def test_mirror_tta_flips_only_the_axes_the_network_was_trained_to_see_flipped(t
     image = read_nifti(sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0])
     labels = predictor.predict_image(image)
     assert labels.array.shape == image.array.shape
+
+
+def test_polarity_pass_adds_only_lesion_and_is_refused_without_its_labels(tiny, tmp_path) -> None:
+    import shutil
+
+    from ctseg.config import read_run_config
+    from ctseg.errors import InputError
+
+    image = read_nifti(sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0])
+    plain = Predictor(tiny["run"])
+    assert plain.polarity is None  # off unless asked for
+    both = Predictor(tiny["run"], polarity=True)
+    assert (both.polarity.lesion, both.polarity.host) == (2, 1)
+    assert both.polarity.hu_per_unit == pytest.approx(both.plan.normalization["std"])
+    out = both.predict_image(image)
+    assert out.array.shape == image.array.shape
+    changed = out.array != plain.predict_image(image).array
+    assert np.all(out.array[changed] == 2)  # the second pass only adds lesion voxels
+    np.testing.assert_array_equal(out.affine, image.affine)
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("preprocessed", "tensorboard"))
+    config = read_run_config(run)
+    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": True}}).to_yaml())
+    assert Predictor(run).polarity is not None and Predictor(run, polarity=False).polarity is None
+    (run / "config.yaml").write_text(config.merged({"train": {"augment": {"lesion_labels": [5, 1]}}}).to_yaml())
+    with pytest.raises(InputError, match="polarity TTA needs the lesion and host labels 5 and 1"):
+        Predictor(run, polarity=True)
+    # the command line: the flag reaches the predictor (exit 0, the file written)
+    out_file = tmp_path / "pred.nii.gz"
+    assert main(["predict", "-i", str(image.meta["path"]), "-o", str(out_file), "-m", str(tiny["run"]), "--polarity-tta"]) == 0
+    assert out_file.is_file()

@@ -63,3 +63,19 @@ def test_elastic_probability_is_sampled_from_the_settings() -> None:
     assert all(2.0 <= p.elastic_alpha <= 5.0 and p.is_spatial for p in on)
     off = make_params(rng, AugmentSettings())
     assert off.elastic_alpha == 0.0
+
+
+def test_window_zscore_clips_to_the_window_and_scales_by_the_foreground() -> None:
+    import pytest
+
+    fingerprint = {"intensity": {"mean": 60.0, "std": 20.0, "p00_5": -5.0, "p99_5": 120.0}}
+    x = np.array([-1000.0, -135.0, -100.0, 0.0, 60.0, 80.0, 250.0, 3000.0], dtype=np.float32)
+    params = normalization_params(fingerprint, "window_zscore", (-135.0, 250.0))
+    np.testing.assert_allclose(normalize(x, params), (np.clip(x, -135.0, 250.0) - 60.0) / 20.0, rtol=1e-6)
+    window = normalize(x, normalization_params(fingerprint, "window", (-135.0, 250.0)))
+    zscore = normalize(x, params)
+    # fat (-100) stays apart from the organ, as with the window; a 20 HU contrast is one unit, not 0.1
+    assert zscore[2] < zscore[3] < zscore[4] and window[2] < window[3]
+    assert zscore[5] - zscore[4] == pytest.approx(1.0) and window[5] - window[4] == pytest.approx(20.0 / 192.5, rel=1e-5)
+    with pytest.raises(ValueError, match="window_zscore"):
+        normalization_params(fingerprint, "percentile", (-135.0, 250.0))

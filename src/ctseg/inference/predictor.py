@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._fileio import read_json, write_json
 from .._resources import check_memory
-from ..config import AugmentSettings, read_run_config
+from ..config import AugmentSettings, Config, read_run_config
 from ..errors import CtsegError, InputError, RunFolderError
 from ..io.datasets import case_id_from_path, list_images
 from ..io.image import Image, LabelMap
@@ -39,6 +39,7 @@ from ..preprocessing import (
     volume_grid,
 )
 from .backends import network_backend
+from .polarity import PolarityRule, add_mirrored_lesions
 from .postprocess import apply_postprocessing
 from .prefetch import prefetched
 from .slices import volume_probabilities
@@ -81,7 +82,7 @@ class PredictionRecord:
 class Predictor:
     """Loads a run folder once; ``predict_image`` maps a CT :class:`Image` to a :class:`LabelMap`."""
 
-    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch", tile_grid: str | None = None) -> None:
+    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch", tile_grid: str | None = None, polarity: bool | None = None) -> None:
         run = Path(run_dir)
         if not run.is_dir():
             raise RunFolderError(f"{run}: run folder not found; give the folder written by `ctseg train -o`")
@@ -116,6 +117,7 @@ class Predictor:
         self.min_component_mm3 = {int(k): float(v) for k, v in chosen.get("min_component_mm3", {}).items()}
         self.min_contact = _label_fractions(chosen.get("min_contact", cfg.predict.min_contact), self.labels, run)
         self.min_confidence = _label_fractions(chosen.get("min_confidence", cfg.predict.min_confidence), self.labels, run, "min_confidence")
+        self.polarity = _polarity_rule(cfg, self.plan, run) if (cfg.predict.polarity_tta if polarity is None else polarity) else None
         self.locator: Predictor | None = None
         if self.plan.crop == "roi":  # a cascade's fine stage: its locator run lives inside this run
             locator = run / LOCATOR_DIR
@@ -144,6 +146,11 @@ class Predictor:
             probs[:, outside] = 0.0
             probs[0, outside] = 1.0
         spacing = self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing  # 2D: each case's own grid
+        if self.polarity is not None:
+            def again(volume: np.ndarray) -> np.ndarray:
+                return volume_probabilities(volume[None], self.network, self.plan, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, grid=self.tile_grid, tiles=tiles)
+
+            probs = add_mirrored_lesions(array, probs, again, self.polarity, spacing)
         probs = apply_postprocessing(probs, spacing, keep_largest=self.keep_largest, min_component_mm3=self.min_component_mm3, min_contact=self.min_contact, min_confidence=self.min_confidence)
         return probs, geometry
 
@@ -168,6 +175,18 @@ class Predictor:
         probs, geometry = self.probabilities(image, progress)
         labels = restore_labels(probs, geometry)
         return LabelMap(labels, image.affine.copy(), {"source": image.meta.get("path")})
+
+
+def _polarity_rule(cfg: Config, plan: Plan, run: Path) -> PolarityRule:
+    """The polarity pass's labels and thresholds; refused where it cannot work."""
+    lesion, host = (int(v) for v in cfg.train.augment.lesion_labels)
+    missing = [v for v in (lesion, host) if v not in plan.labels]
+    if missing:
+        raise InputError(f"{run}: polarity TTA needs the lesion and host labels {lesion} and {host} (train.augment.lesion_labels) but the plan has no label {missing[0]}; set them or drop --polarity-tta")
+    if plan.spatial_dims != 3 or plan.normalization.get("equalize"):
+        raise InputError(f"{run}: polarity TTA needs a 3D run with linear intensity normalisation (no histogram equalisation); drop --polarity-tta")
+    p = cfg.predict
+    return PolarityRule(lesion, host, float(plan.normalization["std"]), p.polarity_band_hu, p.polarity_min_contrast_hu, 1000.0 * p.polarity_min_ml)
 
 
 def _mirror_axes(tta: bool, augment: AugmentSettings, run: Path) -> tuple[int, ...] | bool:
@@ -216,6 +235,7 @@ def predict(
     backend: str = "torch",
     overwrite: bool = False,
     tile_grid: str | None = None,
+    polarity: bool | None = None,
 ) -> list[PredictionRecord]:
     """Predict one NIfTI file, every NIfTI file in a folder, or one DICOM series folder (``series``
     picks one of several); outputs are uint8 label NIfTI files on each input's exact grid (same
@@ -223,7 +243,8 @@ def predict(
     input only) a DICOM-SEG / RTSTRUCT referencing the series; written atomically. ``backend``
     "onnx" runs the network on onnxruntime (CPU) with the same sliding window and post-processing.
     ``tile_grid`` ("spread" or "monai"; default: the run's ``predict.tile_grid``) places the tiles,
-    see :mod:`ctseg.inference.sliding_window`.
+    see :mod:`ctseg.inference.sliding_window`. ``polarity`` (default: the run's
+    ``predict.polarity_tta``) adds the second, contrast-mirrored pass of :mod:`ctseg.inference.polarity`.
 
     A folder of images is a cohort: cases whose output already exists and reads completely are
     skipped (``overwrite`` redoes them), a case that fails is recorded and the others go on, and
@@ -232,7 +253,7 @@ def predict(
     """
     pairs = _plan_outputs(Path(input_path), Path(output), output_format)
     cohort = Path(input_path).is_dir() and not is_dicom_series_input(Path(input_path))
-    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend, tile_grid=tile_grid)
+    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend, tile_grid=tile_grid, polarity=polarity)
     records: list[PredictionRecord] = []
     if cohort and not overwrite:
         done = [(s, d) for s, d in pairs if output_is_valid(d, output_format, _nifti_shape(s))]

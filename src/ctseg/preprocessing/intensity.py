@@ -20,6 +20,9 @@ def normalization_params(
     ``foreground`` (nnU-Net's CT scheme): clip to the 0.5/99.5 percentiles of foreground HU across
     the dataset, subtract their mean and divide by their standard deviation.
     ``window``: clip to a fixed HU window (e.g. soft tissue -135..250) and map it to [-1, 1].
+    ``window_zscore``: clip to the fixed window, then subtract the foreground's mean and divide by
+    its standard deviation (the window keeps fat and dark tumour apart; the foreground's scale keeps
+    a 10 HU contrast inside the organ as large to the network as nnU-Net's scheme does).
     ``equalize`` (either mode): after clipping, each volume's histogram is equalised (its own
     cumulative distribution maps the clip range onto itself), as the UPC pancreas pipeline did.
     """
@@ -42,7 +45,11 @@ def _mode_params(fingerprint: dict[str, Any], mode: str, window: tuple[float, fl
     if mode == "window":
         low, high = float(window[0]), float(window[1])
         return {"mode": mode, "clip_low": low, "clip_high": high, "mean": (low + high) / 2, "std": (high - low) / 2}
-    raise ValueError(f"normalization must be 'foreground' or 'window', got {mode!r}")
+    if mode == "window_zscore":
+        stats = fingerprint["intensity"]
+        low, high = float(window[0]), float(window[1])
+        return {"mode": mode, "clip_low": low, "clip_high": high, "mean": float(stats["mean"]), "std": float(max(stats["std"], 1e-3))}
+    raise ValueError(f"normalization must be 'foreground', 'window' or 'window_zscore', got {mode!r}")
 
 
 def normalize(array: np.ndarray, params: dict[str, Any]) -> np.ndarray:
