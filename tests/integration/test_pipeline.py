@@ -215,8 +215,9 @@ def test_polarity_pass_adds_only_lesion_and_is_refused_without_its_labels(tiny, 
     from ctseg.errors import InputError
 
     image = read_nifti(sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0])
-    plain = Predictor(tiny["run"])
-    assert plain.polarity is None  # off unless asked for
+    assert Predictor(tiny["run"]).polarity is not None  # the cpu preset turns it on
+    plain = Predictor(tiny["run"], polarity=False)
+    assert plain.polarity is None
     both = Predictor(tiny["run"], polarity=True)
     assert (both.polarity.lesion, both.polarity.host) == (2, 1)
     assert both.polarity.hu_per_unit == pytest.approx(both.plan.normalization["std"])
@@ -228,11 +229,12 @@ def test_polarity_pass_adds_only_lesion_and_is_refused_without_its_labels(tiny, 
     run = tmp_path / "run"
     shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("preprocessed", "tensorboard"))
     config = read_run_config(run)
-    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": True}}).to_yaml())
-    assert Predictor(run).polarity is not None and Predictor(run, polarity=False).polarity is None
+    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": False}}).to_yaml())
+    assert Predictor(run).polarity is None and Predictor(run, polarity=True).polarity is not None
     (run / "config.yaml").write_text(config.merged({"train": {"augment": {"lesion_labels": [5, 1]}}}).to_yaml())
     with pytest.raises(InputError, match="polarity TTA needs the lesion and host labels 5 and 1"):
-        Predictor(run, polarity=True)
+        Predictor(run, polarity=True)  # asked for by name: refused
+    assert Predictor(run).polarity is None  # on in the config only: left off where it cannot work
     # the command line: the flag reaches the predictor (exit 0, the file written)
     out_file = tmp_path / "pred.nii.gz"
     assert main(["predict", "-i", str(image.meta["path"]), "-o", str(out_file), "-m", str(tiny["run"]), "--polarity-tta"]) == 0

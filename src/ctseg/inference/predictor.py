@@ -117,7 +117,8 @@ class Predictor:
         self.min_component_mm3 = {int(k): float(v) for k, v in chosen.get("min_component_mm3", {}).items()}
         self.min_contact = _label_fractions(chosen.get("min_contact", cfg.predict.min_contact), self.labels, run)
         self.min_confidence = _label_fractions(chosen.get("min_confidence", cfg.predict.min_confidence), self.labels, run, "min_confidence")
-        self.polarity = _polarity_rule(cfg, self.plan, run) if (cfg.predict.polarity_tta if polarity is None else polarity) else None
+        # asked for: refused where it cannot work; on in the config (the cpu preset): where it can
+        self.polarity = _polarity_rule(cfg, self.plan, run, strict=polarity is not None) if (cfg.predict.polarity_tta if polarity is None else polarity) else None
         self.locator: Predictor | None = None
         if self.plan.crop == "roi":  # a cascade's fine stage: its locator run lives inside this run
             locator = run / LOCATOR_DIR
@@ -177,14 +178,20 @@ class Predictor:
         return LabelMap(labels, image.affine.copy(), {"source": image.meta.get("path")})
 
 
-def _polarity_rule(cfg: Config, plan: Plan, run: Path) -> PolarityRule:
-    """The polarity pass's labels and thresholds; refused where it cannot work."""
+def _polarity_rule(cfg: Config, plan: Plan, run: Path, strict: bool) -> PolarityRule | None:
+    """The polarity pass's labels and thresholds. Where it cannot work: an error when ``strict``
+    (asked for by name), else None (on in a config shared by runs it does not fit, e.g. 2D)."""
     lesion, host = (int(v) for v in cfg.train.augment.lesion_labels)
     missing = [v for v in (lesion, host) if v not in plan.labels]
+    problem = None
     if missing:
-        raise InputError(f"{run}: polarity TTA needs the lesion and host labels {lesion} and {host} (train.augment.lesion_labels) but the plan has no label {missing[0]}; set them or drop --polarity-tta")
-    if plan.spatial_dims != 3 or plan.normalization.get("equalize"):
-        raise InputError(f"{run}: polarity TTA needs a 3D run with linear intensity normalisation (no histogram equalisation); drop --polarity-tta")
+        problem = f"polarity TTA needs the lesion and host labels {lesion} and {host} (train.augment.lesion_labels) but the plan has no label {missing[0]}; set them or drop --polarity-tta"
+    elif plan.spatial_dims != 3 or plan.normalization.get("equalize"):
+        problem = "polarity TTA needs a 3D run with linear intensity normalisation (no histogram equalisation); drop --polarity-tta"
+    if problem is not None:
+        if strict:
+            raise InputError(f"{run}: {problem}")
+        return None
     p = cfg.predict
     return PolarityRule(lesion, host, float(plan.normalization["std"]), p.polarity_band_hu, p.polarity_min_contrast_hu, 1000.0 * p.polarity_min_ml)
 
