@@ -239,3 +239,25 @@ def test_polarity_pass_adds_only_lesion_and_is_refused_without_its_labels(tiny, 
     out_file = tmp_path / "pred.nii.gz"
     assert main(["predict", "-i", str(image.meta["path"]), "-o", str(out_file), "-m", str(tiny["run"]), "--polarity-tta"]) == 0
     assert out_file.is_file()
+
+
+def test_tuning_sees_the_polarity_pass_that_predict_will_run(tiny, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import ctseg.inference.tuning as tuning
+    from ctseg.config import read_run_config
+
+    calls = []
+    real = tuning.add_mirrored_lesions
+    monkeypatch.setattr(tuning, "add_mirrored_lesions", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("tensorboard"))
+    val = [c for c in json.loads((run / "split.json").read_text())["val"]]
+    assert val
+    tuning.determine_postprocessing(run, progress=False)  # the cpu preset: polarity on
+    assert len(calls) == len(val) and calls[0].lesion == 2 and calls[0].host == 1
+    config = read_run_config(run)
+    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": False}}).to_yaml())
+    calls.clear()
+    tuning.determine_postprocessing(run, progress=False)
+    assert calls == []

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cc3d
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["PolarityRule", "add_mirrored_lesions", "mirror_above_median"]
+from ..config import Config
+from ..errors import InputError
+from ..preprocessing import Plan
+
+__all__ = ["PolarityRule", "add_mirrored_lesions", "mirror_above_median", "polarity_rule"]
 
 
 @dataclass(frozen=True)
@@ -76,3 +81,21 @@ def add_mirrored_lesions(
     out = probs.copy()
     out[:, added] = mirrored[:, added]
     return out
+
+
+def polarity_rule(cfg: Config, plan: Plan, run: Path, strict: bool) -> PolarityRule | None:
+    """The polarity pass's labels and thresholds. Where it cannot work: an error when ``strict``
+    (asked for by name), else None (on in a config shared by runs it does not fit, e.g. 2D)."""
+    lesion, host = (int(v) for v in cfg.train.augment.lesion_labels)
+    missing = [v for v in (lesion, host) if v not in plan.labels]
+    problem = None
+    if missing:
+        problem = f"polarity TTA needs the lesion and host labels {lesion} and {host} (train.augment.lesion_labels) but the plan has no label {missing[0]}; set them or drop --polarity-tta"
+    elif plan.spatial_dims != 3 or plan.normalization.get("equalize"):
+        problem = "polarity TTA needs a 3D run with linear intensity normalisation (no histogram equalisation); drop --polarity-tta"
+    if problem is not None:
+        if strict:
+            raise InputError(f"{run}: {problem}")
+        return None
+    p = cfg.predict
+    return PolarityRule(lesion, host, float(plan.normalization["std"]), p.polarity_band_hu, p.polarity_min_contrast_hu, 1000.0 * p.polarity_min_ml)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._fileio import read_json, write_json
 from .._resources import check_memory
-from ..config import AugmentSettings, Config, read_run_config
+from ..config import AugmentSettings, read_run_config
 from ..errors import CtsegError, InputError, RunFolderError
 from ..io.datasets import case_id_from_path, list_images
 from ..io.image import Image, LabelMap
@@ -39,7 +39,7 @@ from ..preprocessing import (
     volume_grid,
 )
 from .backends import network_backend
-from .polarity import PolarityRule, add_mirrored_lesions
+from .polarity import add_mirrored_lesions, polarity_rule
 from .postprocess import apply_postprocessing
 from .prefetch import prefetched
 from .slices import volume_probabilities
@@ -118,7 +118,7 @@ class Predictor:
         self.min_contact = _label_fractions(chosen.get("min_contact", cfg.predict.min_contact), self.labels, run)
         self.min_confidence = _label_fractions(chosen.get("min_confidence", cfg.predict.min_confidence), self.labels, run, "min_confidence")
         # asked for: refused where it cannot work; on in the config (the cpu preset): where it can
-        self.polarity = _polarity_rule(cfg, self.plan, run, strict=polarity is not None) if (cfg.predict.polarity_tta if polarity is None else polarity) else None
+        self.polarity = polarity_rule(cfg, self.plan, run, strict=polarity is not None) if (cfg.predict.polarity_tta if polarity is None else polarity) else None
         self.locator: Predictor | None = None
         if self.plan.crop == "roi":  # a cascade's fine stage: its locator run lives inside this run
             locator = run / LOCATOR_DIR
@@ -176,24 +176,6 @@ class Predictor:
         probs, geometry = self.probabilities(image, progress)
         labels = restore_labels(probs, geometry)
         return LabelMap(labels, image.affine.copy(), {"source": image.meta.get("path")})
-
-
-def _polarity_rule(cfg: Config, plan: Plan, run: Path, strict: bool) -> PolarityRule | None:
-    """The polarity pass's labels and thresholds. Where it cannot work: an error when ``strict``
-    (asked for by name), else None (on in a config shared by runs it does not fit, e.g. 2D)."""
-    lesion, host = (int(v) for v in cfg.train.augment.lesion_labels)
-    missing = [v for v in (lesion, host) if v not in plan.labels]
-    problem = None
-    if missing:
-        problem = f"polarity TTA needs the lesion and host labels {lesion} and {host} (train.augment.lesion_labels) but the plan has no label {missing[0]}; set them or drop --polarity-tta"
-    elif plan.spatial_dims != 3 or plan.normalization.get("equalize"):
-        problem = "polarity TTA needs a 3D run with linear intensity normalisation (no histogram equalisation); drop --polarity-tta"
-    if problem is not None:
-        if strict:
-            raise InputError(f"{run}: {problem}")
-        return None
-    p = cfg.predict
-    return PolarityRule(lesion, host, float(plan.normalization["std"]), p.polarity_band_hu, p.polarity_min_contrast_hu, 1000.0 * p.polarity_min_ml)
 
 
 def _mirror_axes(tta: bool, augment: AugmentSettings, run: Path) -> tuple[int, ...] | bool:

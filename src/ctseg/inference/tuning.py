@@ -26,6 +26,7 @@ from .._fileio import read_json, write_json
 from ..config import read_run_config
 from ..models.persist import load_model
 from ..preprocessing import Plan, load_preprocessed
+from .polarity import add_mirrored_lesions, polarity_rule
 from .postprocess import apply_postprocessing
 from .slices import volume_probabilities
 
@@ -79,11 +80,18 @@ def determine_postprocessing(
     weights = run / "model_final.pt"
     model, _ = load_model(weights if weights.is_file() else run / "model_best.pt", torch.device(device))
     labels = [k for k in sorted(plan.labels) if k > 0]
+    polarity = polarity_rule(cfg, plan, run, strict=False) if cfg.predict.polarity_tta else None  # as predict will run
     predictions = []  # (probabilities after keep_largest, spacing, reference) per case
     for case_id in tqdm(cases, desc="tune post-processing", unit="case", disable=not progress):
         case = load_preprocessed(run / "preprocessed", case_id, mmap=False)
-        probs = volume_probabilities(case["image"], model, plan, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
+
+        def window(volume: np.ndarray) -> np.ndarray:
+            return volume_probabilities(volume, model, plan, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
+
+        probs = window(case["image"])
         spacing = plan.spacing if plan.spatial_dims == 3 else case["geometry"].resampled_spacing  # 2D: the case's own grid
+        if polarity is not None:
+            probs = add_mirrored_lesions(case["image"][0], probs, lambda v: window(v[None]), polarity, spacing)
         predictions.append((apply_postprocessing(probs, spacing, keep_largest=cfg.predict.keep_largest_component), spacing, case["seg"][0]))
 
     def stage(label: int, current: list[np.ndarray], key: str, values: list[float]) -> tuple[float, dict[str, float], list[np.ndarray]]:
