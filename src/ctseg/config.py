@@ -119,6 +119,12 @@ class TrainSettings:
     loss_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {class_weights: [1, 1, 5]}
     foreground_fraction: float = 0.33  # share of patches centred on a foreground class
     sample_by_component: bool = False  # ... on a uniformly drawn connected component of that class
+    # hard negatives: once training is hard_negative_after of the way through, the network labels
+    # every training case (tiles side by side) and this share of patches is then centred on the
+    # background it called foreground (a stomach or pancreas beside the liver called tumour); 0 = off.
+    # 3D plans only (a 2D run trains without)
+    hard_negative_fraction: float = 0.0
+    hard_negative_after: float = 0.5
     drop_empty_slices: bool = False  # 2D: never sample an axial slice without foreground
     val_fraction: float = 0.2
     stratify_split: bool = False  # validation cases drawn per set of labels present (tumour-free cases in both parts)

@@ -20,7 +20,7 @@ from .augment import (
     make_params,
 )
 
-__all__ = ["PatchSampler", "extract_patch", "choose_center", "add_components"]
+__all__ = ["PatchSampler", "extract_patch", "choose_center", "hard_center", "add_components"]
 
 #: components smaller than this (voxels of the preprocessed grid) are not drawn as their own group
 MIN_COMPONENT_VOXELS = 27
@@ -67,12 +67,29 @@ def choose_center(
         groups = case.get("components", {}).get(cls)
         pool = groups[int(rng.integers(len(groups)))] if groups else None
         pick = int(rng.integers(len(locs))) if pool is None else int(pool[int(rng.integers(len(pool)))])
-        voxel = locs[pick].astype(np.int64)
-        jitter = np.array([int(rng.integers(-h // 2, h // 2 + 1)) if h > 1 else 0 for h in half])
-        return np.clip(voxel + jitter, 0, shape - 1)
+        return _jittered(locs[pick], half, shape, rng)
     lo = np.minimum(half, shape // 2)
     hi = np.maximum(shape - half, lo + 1)
     return np.array([int(rng.integers(a, b)) for a, b in zip(lo, hi)])
+
+
+def _jittered(voxel: np.ndarray, half: np.ndarray, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``voxel`` moved by up to half a half-patch along each axis, inside the volume."""
+    jitter = np.array([int(rng.integers(-h // 2, h // 2 + 1)) if h > 1 else 0 for h in half])
+    return np.clip(voxel.astype(np.int64) + jitter, 0, shape - 1)
+
+
+def hard_center(case: dict[str, Any], patch: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A patch centre near a mined voxel of ``case["hard"]`` (``{class: (N, ndim) voxels}`` the
+    network called that class wrongly): a class drawn uniformly among those present, then one of
+    its voxels, with the same jitter as a foreground centre."""
+    groups = [v for _, v in sorted(case["hard"].items()) if len(v)]
+    hard = groups[int(rng.integers(len(groups)))]
+    return _jittered(hard[int(rng.integers(len(hard)))], np.array(patch) // 2, np.array(case["image"].shape[1:]), rng)
+
+
+def _has_hard(case: dict[str, Any]) -> bool:
+    return any(len(v) for v in case.get("hard", {}).values())
 
 
 def extract_patch(
@@ -141,6 +158,7 @@ class PatchSampler:
     foreground_fraction: float
     augment: AugmentSettings | None
     by_component: bool = False  # foreground patches: a uniformly drawn component of the class
+    hard_fraction: float = 0.0  # share of patches centred on a case's mined ``"hard"`` voxels, where it has some
 
     def __post_init__(self) -> None:
         if self.by_component:
@@ -156,11 +174,14 @@ class PatchSampler:
         images, labels = [], []
         for b in range(self.batch_size):
             case = self.cases[int(rng.integers(len(self.cases)))]
-            fg = rng.random() < self.foreground_fraction or (
-                b == self.batch_size - 1 and self.foreground_fraction > 0 and not any(x.any() for x in labels)
+            # no draw at all while nothing is mined, so that runs without mining keep their patches
+            hard = self.hard_fraction > 0 and _has_hard(case) and rng.random() < self.hard_fraction
+            fg = not hard and (
+                rng.random() < self.foreground_fraction
+                or (b == self.batch_size - 1 and self.foreground_fraction > 0 and not any(x.any() for x in labels))
             )
             params = make_params(rng, self.augment) if self.augment else PatchParams()
-            center = choose_center(case, self.patch_size, rng, fg)
+            center = hard_center(case, self.patch_size, rng) if hard else choose_center(case, self.patch_size, rng, fg)
             pad = float(case.get("pad_value", case["image"][0].min()))
             img, lab = extract_patch(case["image"], case["seg"], center, self.patch_size, params, pad)
             img, lab = apply_flips(img, lab, params)
