@@ -120,7 +120,6 @@ class Trainer:
         self.epoch, self.iteration, self.elapsed = 0, 0, 0.0
         self.epoch_step, self.epoch_losses = 0, list[float]()  # position inside the current epoch (mid-epoch resume)
         self.best, self.ema = -1.0, None
-        self.hard: list[dict[str, np.ndarray]] | None = None  # mined false-foreground voxels per training case and class
         self.history: list[dict[str, Any]] = []
         self._last_tick = self._last_plot = time.perf_counter()
         self.tensorboard = open_tensorboard(run)  # None when train.tensorboard is off
@@ -139,7 +138,7 @@ class Trainer:
             "epoch_step": self.epoch_step,
             "epoch_losses": torch.tensor(self.epoch_losses, dtype=torch.float64),
             "history": json.dumps(self.history),
-            "hard": None if self.hard is None else [{k: torch.from_numpy(v) for k, v in h.items()} for h in self.hard],
+            "hard": None if not self._mined else [{k: torch.from_numpy(v) for k, v in case["hard"].items()} for case in self.sampler.cases],
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -155,34 +154,37 @@ class Trainer:
         self.epoch_step = int(state.get("epoch_step", 0))
         self.epoch_losses = [float(v) for v in state.get("epoch_losses", torch.zeros(0)).tolist()]
         if state.get("hard") is not None:
-            self._set_hard([{k: v.numpy() for k, v in h.items()} for h in state["hard"]])
+            for case, hard in zip(self.sampler.cases, state["hard"]):
+                case["hard"] = {k: v.numpy() for k, v in hard.items()}
         hist = self.run.path / "history.json"
         if "history" in state:  # the checkpoint's own copy: history.json may lag a kill
             self.history = json.loads(state["history"])
         else:
             self.history = read_json(hist) if hist.is_file() else []
 
-    def _set_hard(self, hard: list[dict[str, np.ndarray]]) -> None:
-        self.hard = hard
-        for case, voxels in zip(self.sampler.cases, hard):
-            case["hard"] = voxels
+    @property
+    def _mined(self) -> bool:
+        """Whether the training cases hold mined voxels (``case["hard"]``, see :meth:`_mine`)."""
+        return any("hard" in case for case in self.sampler.cases)
 
     def _mine(self) -> None:
         """Once, when training is ``train.hard_negative_after`` of the way through: the training
         cases' background that the network calls foreground, for the sampler's hard patches (3D
         plans; a 2D run, e.g. of the cpu preset, trains without)."""
         t = self.cfg.train
-        if t.hard_negative_fraction <= 0 or self.run.plan.spatial_dims != 3 or self.hard is not None:
+        if t.hard_negative_fraction <= 0 or self.run.plan.spatial_dims != 3 or self._mined:
             return
         if self.epoch_step > 0 or self._progress_fraction() < t.hard_negative_after:  # at an epoch's start (a resumed run mines where the uninterrupted one did)
             return
         started = time.perf_counter()
         counts = mine_cases(self.sampler.cases, self.model, self.run.plan.patch_size, self.rng, batch_size=t.batch_size * 2, device=self.device, memory_format=self.memory_format)
-        self._set_hard([case["hard"] for case in self.sampler.cases])
         self._tick()
-        names = self.run.plan.labels
-        per = ", ".join(f"{names.get(int(k), k)} in {sum(k in h for h in self.hard)} ({sum(len(h.get(k, ())) for h in self.hard)} voxels kept)" for k in sorted({k for h in self.hard for k in h}))
-        line = f"hard negatives of {sum(c > 0 for c in counts)} of {len(counts)} training cases, background called {per or 'nothing'}; {time.perf_counter() - started:.0f} s"
+        mined = [case["hard"] for case in self.sampler.cases]
+        per = []
+        for k in sorted({k for hard in mined for k in hard}):
+            found = [len(hard[k]) for hard in mined if k in hard]
+            per.append(f"{self.run.plan.labels.get(int(k), k)} in {len(found)} ({sum(found)} voxels kept)")
+        line = f"hard negatives of {sum(c > 0 for c in counts)} of {len(counts)} training cases, background called {', '.join(per) or 'nothing'}; {time.perf_counter() - started:.0f} s"
         if self.progress:
             tqdm.write(line)
 
