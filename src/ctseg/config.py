@@ -97,6 +97,10 @@ class AugmentSettings:
     lesion_contrast_prob: float = 0.0
     lesion_contrast_scale: tuple[float, float] = (0.6, 1.4)  # |new contrast| / |old contrast|
     lesion_labels: tuple[int, int] = (2, 1)  # (lesion label, host organ label)
+    # label-aware: paste a lesion cut from a training case (rescaled, flipped) into the host organ
+    # of the patch (3D patches; see ctseg.data.paste)
+    lesion_paste_prob: float = 0.0
+    lesion_paste_scale: tuple[float, float] = (0.3, 1.0)  # linear size of the copy, drawn log-uniform
 
 
 @dataclass(frozen=True)

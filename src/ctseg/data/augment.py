@@ -34,6 +34,7 @@ class PatchParams:
     elastic_seed: int = 0
     lesion_contrast: float = 0.0  # mirrored lesion contrast, as a multiple of the old one's size; 0 = off
     lesion_labels: tuple[int, int] = (2, 1)  # (lesion, host organ)
+    paste_seed: int = -1  # seed of a lesion paste (ctseg.data.paste); -1 = none
 
     @property
     def is_spatial(self) -> bool:
@@ -60,6 +61,7 @@ def make_params(rng: np.random.Generator, s: AugmentSettings) -> PatchParams:
         # drawn only when on, so that runs without it keep the random stream they always had
         lesion_contrast=float(rng.uniform(*s.lesion_contrast_scale)) if s.lesion_contrast_prob > 0 and chance(s.lesion_contrast_prob) else 0.0,
         lesion_labels=(int(s.lesion_labels[0]), int(s.lesion_labels[1])),
+        paste_seed=int(rng.integers(2**31)) if s.lesion_paste_prob > 0 and chance(s.lesion_paste_prob) else -1,
     )
 
 

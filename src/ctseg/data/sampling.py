@@ -19,6 +19,7 @@ from .augment import (
     elastic_displacement,
     make_params,
 )
+from .paste import lesion_bank, paste_lesion
 
 __all__ = ["PatchSampler", "extract_patch", "choose_center", "hard_center", "add_components"]
 
@@ -164,6 +165,8 @@ class PatchSampler:
         if self.by_component:
             for case in self.cases:
                 add_components(case)
+        paste = self.augment is not None and self.augment.lesion_paste_prob > 0
+        self.bank = lesion_bank(self.cases, self.augment.lesion_labels) if paste else []  # type: ignore[union-attr]
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One batch: images (B, 1, *patch) float32 and labels (B, *patch) int64.
@@ -184,6 +187,8 @@ class PatchSampler:
             center = hard_center(case, self.patch_size, rng) if hard else choose_center(case, self.patch_size, rng, fg)
             pad = float(case.get("pad_value", case["image"][0].min()))
             img, lab = extract_patch(case["image"], case["seg"], center, self.patch_size, params, pad)
+            if params.paste_seed >= 0 and self.augment is not None:
+                img, lab = paste_lesion(img, lab, self.bank, np.random.default_rng(params.paste_seed), self.augment.lesion_paste_scale, params.lesion_labels)
             img, lab = apply_flips(img, lab, params)
             img = apply_intensity(apply_lesion_contrast(img, lab, params), params)
             images.append(img)
