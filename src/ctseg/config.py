@@ -101,6 +101,7 @@ class AugmentSettings:
     # of the patch (3D patches; see ctseg.data.paste)
     lesion_paste_prob: float = 0.0
     lesion_paste_scale: tuple[float, float] = (0.3, 1.0)  # linear size of the copy, drawn log-uniform
+    lesion_paste_mirror: float = 0.0  # chance that a copy's contrast to the organ is mirrored (dark <-> bright)
 
 
 @dataclass(frozen=True)

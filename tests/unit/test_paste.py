@@ -73,6 +73,14 @@ def test_a_pasted_lesion_lies_on_the_organ_at_its_contrast_and_is_labelled() -> 
     assert out is not image and new is not label  # the inputs are not modified
 
 
+def test_a_mirrored_copy_is_as_much_brighter_as_the_lesion_was_darker() -> None:
+    image, label = _organ_patch()
+    out, new = paste_lesion(image, label, [_dark_ball()], np.random.default_rng(3), (1.0, 1.0), (2, 1), mirror=1.0)
+    pasted = new == 2
+    core = pasted & (np.abs(np.gradient(pasted.astype(np.float32))).sum(0) == 0)
+    assert out[0][core].mean() == pytest.approx(np.median(image[0][label == 1]) + 30.0, abs=1.5)
+
+
 def test_paste_is_deterministic_and_scales_the_copy() -> None:
     image, label = _organ_patch()
     entry = _dark_ball(radius=5.0)

@@ -90,8 +90,12 @@ def paste_lesion(
     rng: np.random.Generator,
     scale_range: tuple[float, float],
     labels: tuple[int, int],
+    mirror: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste one lesion of ``bank`` into the host organ of a (C, *spatial) patch and its labels.
+
+    With chance ``mirror`` the copy's intensities relative to the organ change sign (a hypodense
+    lesion becomes hyperdense by as much, and back).
 
     Returns new arrays; the inputs are returned unchanged when the bank is empty, the patch holds
     fewer than 64 host voxels, the rescaled copy has fewer than 4 voxels, or no place of ``TRIES``
@@ -107,6 +111,8 @@ def paste_lesion(
     scale = float(np.exp(rng.uniform(lo, hi)))
     flips = [a for a in range(label.ndim) if rng.random() < 0.5]
     delta, mask = _resized(entry, scale, flips)
+    if mirror > 0 and rng.random() < mirror:
+        delta = -delta
     size = int(mask.sum())
     if size < 4:
         return image, label

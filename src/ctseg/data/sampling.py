@@ -188,7 +188,7 @@ class PatchSampler:
             pad = float(case.get("pad_value", case["image"][0].min()))
             img, lab = extract_patch(case["image"], case["seg"], center, self.patch_size, params, pad)
             if params.paste_seed >= 0 and self.augment is not None:
-                img, lab = paste_lesion(img, lab, self.bank, np.random.default_rng(params.paste_seed), self.augment.lesion_paste_scale, params.lesion_labels)
+                img, lab = paste_lesion(img, lab, self.bank, np.random.default_rng(params.paste_seed), self.augment.lesion_paste_scale, params.lesion_labels, self.augment.lesion_paste_mirror)
             img, lab = apply_flips(img, lab, params)
             img = apply_intensity(apply_lesion_contrast(img, lab, params), params)
             images.append(img)
