@@ -114,6 +114,9 @@ class Trainer:
         base = create_loss(t.loss, **t.loss_kwargs)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
         self.sampler = _make_sampler(run, t)
+        if t.augment is not None and t.augment.lesion_paste_prob > 0 and progress:
+            bank = getattr(self.sampler, "bank", None)
+            tqdm.write("lesion copy-paste: 3D patches only, off for this 2D run" if bank is None else f"lesion copy-paste: {len(bank)} lesion components of {len(self.sampler.cases)} training cases in the bank")
         # no more voxels per validation call than a training batch holds (which also keeps gradients)
         max_voxels = t.batch_size * int(np.prod(plan.patch_size))
         self.validation = ValidationSet(_load_cases(run, run.val_ids), _val_patch(run, t), t.val_patches_per_case, plan.labels, seed=t.seed, drop_empty=t.drop_empty_slices, max_voxels=max_voxels)
