@@ -132,3 +132,11 @@ def test_paste_off_leaves_the_random_stream_as_it_was() -> None:
     assert rng.random() == after_off and off.paste_seed == -1
     on = make_params(np.random.default_rng(5), AugmentSettings(lesion_paste_prob=1.0))
     assert on.paste_seed >= 0
+
+
+def test_a_bad_scale_range_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="lesion_paste_scale .* 0 < low <= high"):
+        PatchSampler([_case()], (16, 16, 12), 2, 0.5, AugmentSettings(lesion_paste_prob=0.5, lesion_paste_scale=(0.0, 1.0)))
+    with pytest.raises(ValueError, match="lesion_paste_scale"):
+        PatchSampler([_case()], (16, 16, 12), 2, 0.5, AugmentSettings(lesion_paste_prob=0.5, lesion_paste_scale=(1.0, 0.5)))
+    PatchSampler([_case()], (16, 16, 12), 2, 0.5, AugmentSettings(lesion_paste_scale=(0.0, 1.0)))  # off: not checked

@@ -1,8 +1,9 @@
 """Training augmentations: sample parameters from an RNG, then apply them deterministically.
 
 Spatial parameters (rotation about the cranio-caudal axis, scaling, elastic deformation) are applied while the patch
-is extracted (see :mod:`ctseg.data.sampling`); flips, the lesion contrast (which needs the patch's
-labels) and intensity changes act on the patch, in that order.
+is extracted (see :mod:`ctseg.data.sampling`); a lesion paste (:mod:`ctseg.data.paste`), flips, the
+lesion contrast (which needs the patch's labels) and intensity changes act on the patch, in that
+order.
 """
 
 from __future__ import annotations

@@ -77,7 +77,10 @@ def _make_sampler(run: RunFolder, t: TrainSettings) -> PatchSampler | SliceSampl
     """The training sampler: 3D patches, or axial slices for a 2D plan."""
     cases = _load_cases(run, run.train_ids)
     if run.plan.spatial_dims == 3:
-        return PatchSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, by_component=t.sample_by_component, hard_fraction=t.hard_negative_fraction)  # type: ignore[arg-type]
+        try:
+            return PatchSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, by_component=t.sample_by_component, hard_fraction=t.hard_negative_fraction)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InputError(f"train.augment.{exc}") from None
     try:
         return SliceSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, drop_empty=t.drop_empty_slices, by_component=t.sample_by_component)  # type: ignore[arg-type]
     except ValueError as exc:
