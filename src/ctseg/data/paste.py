@@ -45,12 +45,12 @@ def lesion_bank(cases: Sequence[dict[str, Any]], labels: tuple[int, int], min_vo
     bank = []
     for case in cases:
         seg = np.asarray(case["seg"][0])
-        in_host = seg == host
-        if not in_host.any() or not (seg == lesion).any():
+        in_host, in_lesion = seg == host, seg == lesion
+        if not in_host.any() or not in_lesion.any():
             continue
         image = np.asarray(case["image"])
         median = np.array([np.median(ch[in_host]) for ch in image], dtype=np.float32)
-        ids = cc3d.connected_components(seg == lesion, connectivity=26)
+        ids = cc3d.connected_components(in_lesion, connectivity=26)
         for k, box in enumerate(ndimage.find_objects(ids), 1):
             if box is None:
                 continue
