@@ -166,6 +166,8 @@ class PredictSettings:
     polarity_band_hu: float = 50.0  # mirrored: the organ's median up to this many HU above it
     polarity_min_contrast_hu: float = 10.0  # an added region is this much brighter than the organ
     polarity_min_ml: float = 1.0  # smaller regions found by the second pass are not added
+    # nor regions more than this many times as long as they are wide (vessel rims); 0 = no limit
+    polarity_max_elongation: float = 2.0
 
 
 @dataclass(frozen=True)

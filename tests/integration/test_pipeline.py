@@ -215,7 +215,8 @@ def test_polarity_pass_adds_only_lesion_and_is_refused_without_its_labels(tiny, 
     from ctseg.errors import InputError
 
     image = read_nifti(sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0])
-    assert Predictor(tiny["run"]).polarity is None  # the cpu preset leaves it off
+    preset = Predictor(tiny["run"]).polarity  # the cpu preset turns it on, vessel-shaped regions left out
+    assert preset is not None and preset.max_elongation == pytest.approx(2.0)
     plain = Predictor(tiny["run"], polarity=False)
     assert plain.polarity is None
     both = Predictor(tiny["run"], polarity=True)
@@ -228,9 +229,9 @@ def test_polarity_pass_adds_only_lesion_and_is_refused_without_its_labels(tiny, 
     np.testing.assert_array_equal(out.affine, image.affine)
     run = tmp_path / "run"
     shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("preprocessed", "tensorboard"))
-    config = read_run_config(run).merged({"predict": {"polarity_tta": True}})
-    (run / "config.yaml").write_text(config.to_yaml())
-    assert Predictor(run).polarity is not None and Predictor(run, polarity=False).polarity is None
+    config = read_run_config(run)
+    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": False}}).to_yaml())
+    assert Predictor(run).polarity is None and Predictor(run, polarity=True).polarity is not None
     (run / "config.yaml").write_text(config.merged({"train": {"augment": {"lesion_labels": [5, 1]}}}).to_yaml())
     with pytest.raises(InputError, match="polarity TTA needs the lesion and host labels 5 and 1"):
         Predictor(run, polarity=True)  # asked for by name: refused
@@ -254,9 +255,10 @@ def test_tuning_sees_the_polarity_pass_that_predict_will_run(tiny, tmp_path, mon
     shutil.copytree(tiny["run"], run, ignore=shutil.ignore_patterns("tensorboard"))
     val = [c for c in json.loads((run / "split.json").read_text())["val"]]
     assert val
-    tuning.determine_postprocessing(run, progress=False)  # the cpu preset: polarity off
-    assert calls == []
-    config = read_run_config(run)
-    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": True}}).to_yaml())
-    tuning.determine_postprocessing(run, progress=False)
+    tuning.determine_postprocessing(run, progress=False)  # the cpu preset: polarity on
     assert len(calls) == len(val) and calls[0].lesion == 2 and calls[0].host == 1
+    config = read_run_config(run)
+    (run / "config.yaml").write_text(config.merged({"predict": {"polarity_tta": False}}).to_yaml())
+    calls.clear()
+    tuning.determine_postprocessing(run, progress=False)
+    assert calls == []

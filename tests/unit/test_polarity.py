@@ -9,8 +9,9 @@ hallucinates dark things there) and the rest background. One unit is 10 HU; the 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from ctseg.inference.polarity import PolarityRule, add_mirrored_lesions, mirror_above_median
+from ctseg.inference.polarity import PolarityRule, add_mirrored_lesions, elongation, mirror_above_median
 
 ORGAN_BOX = (slice(4, 36), slice(4, 36), slice(4, 36))
 SPACING = (2.0, 2.0, 2.0)
@@ -39,8 +40,11 @@ def _phantom() -> tuple[np.ndarray, dict[str, np.ndarray]]:
         "faint": _ball(shape, (28, 10, 28), 4),  # 65 HU: under the 10 HU contrast floor
         "outside": _ball(shape, (42, 20, 20), 3),  # 110 HU off the organ: mirrored it is "lesion" there
     }
+    # a vessel's 130 HU partial-volume rim in the band: 1.4 mL, 40 mm long and 6 mm wide
+    parts["tube"] = np.zeros(shape, dtype=bool)
+    parts["tube"][30:33, 14:34, 16:19] = True
     volume[parts["dark"]] = 3.0
-    volume[parts["bright"] | parts["small"]] = 13.0
+    volume[parts["bright"] | parts["small"] | parts["tube"]] = 13.0
     volume[parts["outside"]] = 11.0
     volume[parts["faint"]] = 6.5
     volume[20:22, 6:34, 10:12] = 20.0  # a 200 HU vessel: above the band, never mirrored
@@ -61,7 +65,7 @@ def test_bright_lesion_in_the_organ_is_added_and_nothing_else() -> None:
     labels = out.argmax(0)
     assert (labels[parts["bright"]] == 2).all()
     assert (labels[parts["dark"]] == 2).all()  # the first pass's lesion stays
-    for name in ("small", "faint"):
+    for name in ("small", "faint", "tube"):
         assert (labels[parts[name]] == 1).all(), name
     assert (labels[parts["outside"]] == 0).all()  # a lesion in the mirrored pass, but off the organ
     changed = np.any(out != probs, axis=0)
@@ -74,6 +78,9 @@ def test_floors_and_a_missing_organ_leave_the_probabilities_alone() -> None:
     small_floor = PolarityRule(lesion=2, host=1, hu_per_unit=10.0, band_hu=80.0, min_volume_mm3=8.0 * parts["small"].sum())
     labels = add_mirrored_lesions(volume, probs, _only_dark_lesions, small_floor, SPACING).argmax(0)
     assert (labels[parts["small"]] == 2).all() and (labels[parts["faint"]] == 1).all()
+    no_shape_limit = PolarityRule(lesion=2, host=1, hu_per_unit=10.0, band_hu=80.0, max_elongation=0.0)
+    labels = add_mirrored_lesions(volume, probs, _only_dark_lesions, no_shape_limit, SPACING).argmax(0)
+    assert (labels[parts["tube"]] == 2).all() and (labels[parts["bright"]] == 2).all()
     high_floor = PolarityRule(lesion=2, host=1, hu_per_unit=10.0, band_hu=80.0, min_contrast_hu=80.0)
     assert add_mirrored_lesions(volume, probs, _only_dark_lesions, high_floor, SPACING) is probs
     no_organ = np.zeros_like(probs)
@@ -81,3 +88,17 @@ def test_floors_and_a_missing_organ_leave_the_probabilities_alone() -> None:
     calls = []
     assert add_mirrored_lesions(volume, no_organ, lambda v: calls.append(v) or probs, PolarityRule(2, 1, 10.0), SPACING) is no_organ
     assert not calls  # no second pass without an organ
+
+
+def test_elongation_is_length_over_width_in_mm() -> None:
+    ball = _ball((30, 30, 30), (15, 15, 15), 8)
+    assert elongation(ball, (1.0, 1.0, 1.0)) == pytest.approx(1.0, abs=0.01)
+    # the same voxels on a grid twice as coarse along x are a ball stretched to twice its length
+    assert elongation(ball, (2.0, 1.0, 1.0)) == pytest.approx(2.0, abs=0.05)
+    rod = np.zeros((60, 9, 9), dtype=bool)
+    rod[:, 2:7, 2:7] = True  # 60 x 5 x 5 mm: a square rod, sd along sqrt(300), across sqrt(25 / 12)
+    assert elongation(rod, (1.0, 1.0, 1.0)) == pytest.approx(np.sqrt(300.0 / (25.0 / 12.0)), rel=1e-6)
+    disc = np.zeros((12, 12, 1), dtype=bool)
+    disc[2:10, 2:10, 0] = True  # one 8 mm slice of an 8 x 8 mm square: a cube, not infinitely flat
+    assert elongation(disc, (1.0, 1.0, 8.0)) == pytest.approx(1.0, abs=1e-6)
+    assert elongation(np.zeros((3, 3, 3), dtype=bool), (1.0, 1.0, 1.0)) == float("inf")

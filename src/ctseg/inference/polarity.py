@@ -4,7 +4,9 @@ A network trained on mostly hypodense lesions (most liver tumours) gives hyperde
 probability near 0, yet finds the same lesion once its contrast is mirrored (measured on the demo's
 runs: README, "What `ctseg demo` does"). This pass predicts once more on the volume with the
 intensities just above the host organ's median mirrored below it, and adds the lesion regions found
-there that are brighter than the organ, lie in it, and are large enough.
+there that are brighter than the organ, lie in it, are large enough and are not elongated: the
+partial-volume rims of contrast vessels also fall in the mirrored band, and mirrored they are dark
+tubes, which a network trained on dark lesions calls lesion (measured on the demo's runs: README).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..config import Config
 from ..errors import InputError
 from ..preprocessing import Plan
 
-__all__ = ["PolarityRule", "add_mirrored_lesions", "mirror_above_median", "polarity_rule"]
+__all__ = ["PolarityRule", "add_mirrored_lesions", "elongation", "mirror_above_median", "polarity_rule"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,21 @@ class PolarityRule:
     band_hu: float = 50.0  # intensities up to this far above the organ's median are mirrored
     min_contrast_hu: float = 10.0  # an added region is brighter than the organ's median by this (3-voxel mean)
     min_volume_mm3: float = 1000.0  # smaller regions found this way are not added
+    max_elongation: float = 2.0  # more elongated regions (vessel rims) are not added; 0 = no limit
+
+
+def elongation(region: np.ndarray, spacing: tuple[float, ...]) -> float:
+    """Length over width of a region: the square root of the largest over the smallest eigenvalue
+    of the covariance of its voxels' positions in mm, each voxel a box of ``spacing`` (so that a
+    region one slice thick is not infinitely flat). A ball is 1, a tube of length L and diameter D
+    about L / D * 1.15 (sqrt(4/3)) once L is several times D.
+    """
+    points = np.argwhere(region).astype(np.float64) * np.asarray(spacing, dtype=np.float64)
+    if len(points) == 0:
+        return float("inf")
+    cov = np.atleast_2d(np.cov(points.T, bias=True)) + np.diag(np.asarray(spacing, dtype=np.float64) ** 2 / 12.0)
+    eigen = np.linalg.eigvalsh(cov)
+    return float(np.sqrt(eigen[-1] / eigen[0]))
 
 
 def mirror_above_median(volume: np.ndarray, median: float, band: float) -> np.ndarray:
@@ -57,8 +74,9 @@ def add_mirrored_lesions(
     ``volume`` is the preprocessed (*spatial) image that gave ``probs``; ``predict`` maps such a
     volume to probabilities. A region the mirrored pass labels as the lesion is added (its voxels
     take the mirrored pass's probabilities) when it is not already lesion, lies in the organ (host
-    or lesion, closed by 3 voxels), is brighter than the organ's median by ``min_contrast_hu`` and
-    holds at least ``min_volume_mm3``. Without 27 voxels of the organ nothing changes.
+    or lesion, closed by 3 voxels), is brighter than the organ's median by ``min_contrast_hu``,
+    holds at least ``min_volume_mm3`` and is at most ``max_elongation`` times as long as it is wide
+    (:func:`elongation`). Without 27 voxels of the organ nothing changes.
     """
     labels = probs.argmax(0)
     host = labels == rule.host
@@ -75,6 +93,8 @@ def add_mirrored_lesions(
     sizes = np.bincount(regions.ravel())
     keep = np.flatnonzero(sizes * float(np.prod(spacing)) >= rule.min_volume_mm3)
     keep = keep[keep > 0]
+    if rule.max_elongation > 0:
+        keep = np.array([k for k in keep if elongation(regions == k, spacing) <= rule.max_elongation], dtype=np.int64)
     if keep.size == 0:
         return probs
     added = np.isin(regions, keep)
@@ -98,4 +118,4 @@ def polarity_rule(cfg: Config, plan: Plan, run: Path, strict: bool) -> PolarityR
             raise InputError(f"{run}: {problem}")
         return None
     p = cfg.predict
-    return PolarityRule(lesion, host, float(plan.normalization["std"]), p.polarity_band_hu, p.polarity_min_contrast_hu, 1000.0 * p.polarity_min_ml)
+    return PolarityRule(lesion, host, float(plan.normalization["std"]), p.polarity_band_hu, p.polarity_min_contrast_hu, 1000.0 * p.polarity_min_ml, p.polarity_max_elongation)

@@ -5,10 +5,13 @@ every validation case: first the removal of regions whose shell lies less than a
 other foreground labels (:data:`CANDIDATE_CONTACT`), then, with the contact rule chosen, the
 removal of regions whose mean probability of the label is under a value
 (:data:`CANDIDATE_CONFIDENCE`), then, with both chosen, the removal of regions smaller than a
-volume (:data:`CANDIDATE_MM3`). Each time the smallest value
-with the best mean per-case Dice wins (0 = off). A case where reference and prediction are both
-empty counts as Dice 1 here, so that removing a false positive in a tumour-free case is
-rewarded. The choice and the tables it came from are saved as ``postprocessing.json`` in the run
+volume (:data:`CANDIDATE_MM3`). Each time the value with the best mean per-case Dice wins (0 =
+off); on a tie the smallest contact fraction and volume (as nnU-Net, which keeps a rule off unless
+it helps) but the *largest* confidence: a handful of validation cases that all hold a lesion cannot
+show what a doubtful region costs in a lesion-free case, and a tie says the stricter value lost no
+lesion there (measured on the demo's runs: README, polarity pass). A case where reference and
+prediction are both empty counts as Dice 1 here, so that removing a false positive in a
+tumour-free case is rewarded. The choice and the tables it came from are saved as ``postprocessing.json`` in the run
 folder, which :class:`ctseg.inference.Predictor` applies.
 """
 
@@ -46,11 +49,13 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, ref).sum()) / total
 
 
-def _smallest_best(scores: dict[float, list[float]]) -> tuple[float, dict[str, float]]:
-    """The smallest candidate whose mean Dice is the best, and the table of means."""
+def _best(scores: dict[float, list[float]], strictest: bool = False) -> tuple[float, dict[str, float]]:
+    """The candidate whose mean Dice is the best (on a tie the smallest, or the largest with
+    ``strictest``), and the table of means."""
     means = {v: float(np.mean(s)) for v, s in scores.items() if s}
     best = max(means.values(), default=0.0)
-    chosen = min((v for v, m in means.items() if m >= best - 1e-9), default=0.0)
+    tied = [v for v, m in means.items() if m >= best - 1e-9]
+    chosen = (max if strictest else min)(tied, default=0.0)
     return chosen, {f"{v:g}": round(m, 4) for v, m in means.items()}
 
 
@@ -96,9 +101,9 @@ def determine_postprocessing(
 
     def stage(label: int, current: list[np.ndarray], key: str, values: list[float]) -> tuple[float, dict[str, float], list[np.ndarray]]:
         """One rule on every case's probabilities (the earlier rules already applied): the
-        smallest best value, its table, and the probabilities with it applied."""
+        best value, its table, and the probabilities with it applied."""
         found = [[_dice(apply_postprocessing(probs, spacing, **{key: {label: v}}).argmax(0) == label, ref == label) for probs, (_, spacing, ref) in zip(current, predictions)] for v in values]
-        chosen, table = _smallest_best(dict(zip(values, found)))
+        chosen, table = _best(dict(zip(values, found)), strictest=key == "min_confidence")
         return chosen, table, [apply_postprocessing(probs, spacing, **{key: {label: chosen}}) for probs, (_, spacing, _) in zip(current, predictions)]
 
     chosen: dict[str, dict[str, float]] = {"min_contact": {}, "min_confidence": {}, "min_component_mm3": {}}
