@@ -39,3 +39,17 @@ def test_checks_pass_with_room_and_measure_the_nearest_existing_folder(tmp_path)
     assert resources.free_disk_bytes(tmp_path / "missing") == resources.free_disk_bytes(tmp_path)
     with pytest.raises(InputError, match="needs about"):
         resources.check_disk(tmp_path, 1e18, "a huge cache", "free some space")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("train.augment.lesion_paste_scale=[0, 1]", "train.augment.lesion_paste_scale [0, 1] must be two sizes 0 < low <= high"),
+        ("train.lr=0", "train.lr must be > 0"),
+    ],
+)
+def test_training_refuses_impossible_settings_before_touching_the_run_folder(tiny_data, tmp_path, capsys, setting, message) -> None:
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_data), "-o", str(run), "--preset", "cpu", "--epochs", "1", *TINY, "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+    assert not run.exists()  # nothing verified, fingerprinted or preprocessed first

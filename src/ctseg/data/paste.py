@@ -21,12 +21,19 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Lesion", "lesion_bank", "paste_lesion", "MIN_INSIDE"]
+__all__ = ["Lesion", "check_paste_scale", "lesion_bank", "paste_lesion", "MIN_INSIDE"]
 
 #: share of a pasted copy's voxels that must land on the host organ (else another place is tried)
 MIN_INSIDE = 0.8
 #: places tried per paste before the patch is left as it is
 TRIES = 6
+
+
+def check_paste_scale(scale_range: Sequence[float]) -> None:
+    """Raise ValueError unless ``scale_range`` is two sizes 0 < low <= high."""
+    values = list(scale_range)
+    if len(values) != 2 or not 0 < values[0] <= values[1]:
+        raise ValueError(f"lesion_paste_scale {values} must be two sizes 0 < low <= high, e.g. [0.3, 1.0]")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .augment import (
     elastic_displacement,
     make_params,
 )
-from .paste import lesion_bank, paste_lesion
+from .paste import check_paste_scale, lesion_bank, paste_lesion
 
 __all__ = ["PatchSampler", "extract_patch", "choose_center", "hard_center", "add_components"]
 
@@ -166,8 +166,8 @@ class PatchSampler:
             for case in self.cases:
                 add_components(case)
         paste = self.augment is not None and self.augment.lesion_paste_prob > 0
-        if paste and not 0 < self.augment.lesion_paste_scale[0] <= self.augment.lesion_paste_scale[1]:  # type: ignore[union-attr]
-            raise ValueError(f"lesion_paste_scale {list(self.augment.lesion_paste_scale)} must be two sizes 0 < low <= high, e.g. [0.3, 1.0]")  # type: ignore[union-attr]
+        if paste:
+            check_paste_scale(self.augment.lesion_paste_scale)  # type: ignore[union-attr]
         self.bank = lesion_bank(self.cases, self.augment.lesion_labels) if paste else []  # type: ignore[union-attr]
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

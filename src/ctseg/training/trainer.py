@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .._fileio import read_json, write_json, write_text
 from ..config import Config, TrainSettings, read_run_config
 from ..data import PatchSampler, SliceSampler
+from ..data.paste import check_paste_scale
 from ..errors import DatasetError, InputError, RunFolderError
 from ..losses import DeepSupervisionLoss, create_loss
 from ..models import model_info
@@ -31,7 +32,7 @@ from .curves import plot_history
 from .determinism import deterministic_mode, seed_everything
 from .logging import open_tensorboard
 from .mining import mine_cases
-from .optim import create_optimizer, scheduled_lr, set_lr
+from .optim import check_optim_settings, create_optimizer, scheduled_lr, set_lr
 from .run import RunFolder, prepare_run
 from .validation import ValidationSet
 
@@ -85,6 +86,17 @@ def _make_sampler(run: RunFolder, t: TrainSettings) -> PatchSampler | SliceSampl
         return SliceSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, drop_empty=t.drop_empty_slices, by_component=t.sample_by_component)  # type: ignore[arg-type]
     except ValueError as exc:
         raise DatasetError(f"{run.path}: {exc}; turn it off (train.drop_empty_slices=false) or check the labels") from None
+
+
+def _check_settings(t: TrainSettings) -> None:
+    """Refuse training settings that cannot work before the run folder is written (verifying,
+    fingerprinting and preprocessing a dataset take minutes)."""
+    check_optim_settings(t)
+    if t.augment is not None and t.augment.lesion_paste_prob > 0:
+        try:
+            check_paste_scale(t.augment.lesion_paste_scale)
+        except ValueError as exc:
+            raise InputError(f"train.augment.{exc}") from None
 
 
 def _val_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...]:
@@ -322,6 +334,7 @@ def train(
     elif last.is_file():
         raise RunFolderError(f"{run_dir}: already holds a training run; pass --resume to continue it or choose another -o folder")
     config = (config or Config()).merged(overrides or {})
+    _check_settings(config.train)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if config.cascade.enabled:  # the locator first (a run folder of its own inside this one)
         locator = run_dir / LOCATOR_DIR
