@@ -11,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctseg.inference.polarity import PolarityRule, add_mirrored_lesions, elongation, mirror_above_median
+from ctseg.inference.polarity import (
+    PolarityRule,
+    add_mirrored_lesions,
+    elongation,
+    mirror_above_median,
+)
 
 ORGAN_BOX = (slice(4, 36), slice(4, 36), slice(4, 36))
 SPACING = (2.0, 2.0, 2.0)
