@@ -11,8 +11,8 @@ it helps) but the *largest* confidence: a handful of validation cases that all h
 show what a doubtful region costs in a lesion-free case, and a tie says the stricter value lost no
 lesion there (measured on the demo's runs: README, polarity pass). A case where reference and
 prediction are both empty counts as Dice 1 here, so that removing a false positive in a
-tumour-free case is rewarded. The choice and the tables it came from are saved as ``postprocessing.json`` in the run
-folder, which :class:`ctseg.inference.Predictor` applies.
+tumour-free case is rewarded. The choice and the tables it came from are saved as
+``postprocessing.json`` in the run folder, which :class:`ctseg.inference.Predictor` applies.
 """
 
 from __future__ import annotations

@@ -77,11 +77,8 @@ def _memory_format(spatial_dims: int, device: torch.device) -> torch.memory_form
 def _make_sampler(run: RunFolder, t: TrainSettings) -> PatchSampler | SliceSampler:
     """The training sampler: 3D patches, or axial slices for a 2D plan."""
     cases = _load_cases(run, run.train_ids)
-    if run.plan.spatial_dims == 3:
-        try:
-            return PatchSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, by_component=t.sample_by_component, hard_fraction=t.hard_negative_fraction)  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise InputError(f"train.augment.{exc}") from None
+    if run.plan.spatial_dims == 3:  # its settings were checked (_check_settings)
+        return PatchSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, by_component=t.sample_by_component, hard_fraction=t.hard_negative_fraction)  # type: ignore[arg-type]
     try:
         return SliceSampler(cases, run.plan.patch_size, t.batch_size, t.foreground_fraction, t.augment, drop_empty=t.drop_empty_slices, by_component=t.sample_by_component)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -128,6 +125,7 @@ class Trainer:
         self.optimizer = create_optimizer(self.model.parameters(), t)
         base = create_loss(t.loss, **t.loss_kwargs)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
+        _check_settings(t)  # again, for a Trainer built without train()
         self.sampler = _make_sampler(run, t)
         if t.augment is not None and t.augment.lesion_paste_prob > 0 and progress:
             bank = getattr(self.sampler, "bank", None)
