@@ -93,8 +93,9 @@ def add_mirrored_lesions(
     sizes = np.bincount(regions.ravel())
     keep = np.flatnonzero(sizes * float(np.prod(spacing)) >= rule.min_volume_mm3)
     keep = keep[keep > 0]
-    if rule.max_elongation > 0:
-        keep = np.array([k for k in keep if elongation(regions == k, spacing) <= rule.max_elongation], dtype=np.int64)
+    if rule.max_elongation > 0:  # each region measured in its own box (one pass finds them all)
+        boxes = ndimage.find_objects(regions)
+        keep = np.array([k for k in keep if elongation(regions[boxes[k - 1]] == k, spacing) <= rule.max_elongation], dtype=np.int64)
     if keep.size == 0:
         return probs
     added = np.isin(regions, keep)

@@ -99,20 +99,21 @@ def determine_postprocessing(
             probs = add_mirrored_lesions(case["image"][0], probs, lambda v: window(v[None]), polarity, spacing)
         predictions.append((apply_postprocessing(probs, spacing, keep_largest=cfg.predict.keep_largest_component), spacing, case["seg"][0]))
 
-    def stage(label: int, current: list[np.ndarray], key: str, values: list[float]) -> tuple[float, dict[str, float], list[np.ndarray]]:
+    def stage(label: int, current: list[np.ndarray], key: str, values: list[float], strictest: bool) -> tuple[float, dict[str, float], list[np.ndarray]]:
         """One rule on every case's probabilities (the earlier rules already applied): the
-        best value, its table, and the probabilities with it applied."""
+        best value (ties as ``strictest`` says), its table, and the probabilities with it applied."""
         found = [[_dice(apply_postprocessing(probs, spacing, **{key: {label: v}}).argmax(0) == label, ref == label) for probs, (_, spacing, ref) in zip(current, predictions)] for v in values]
-        chosen, table = _best(dict(zip(values, found)), strictest=key == "min_confidence")
+        chosen, table = _best(dict(zip(values, found)), strictest)
         return chosen, table, [apply_postprocessing(probs, spacing, **{key: {label: chosen}}) for probs, (_, spacing, _) in zip(current, predictions)]
 
     chosen: dict[str, dict[str, float]] = {"min_contact": {}, "min_confidence": {}, "min_component_mm3": {}}
     tables: dict[str, dict[str, dict[str, float]]] = {"min_contact": {}, "min_confidence": {}, "min_component_mm3": {}}
-    rules = [("min_contact", candidates_contact), ("min_confidence", candidates_confidence), ("min_component_mm3", candidates_mm3)]
+    # (key, candidates, ties to the strictest): only the confidence rule breaks ties upwards (module docstring)
+    rules = [("min_contact", candidates_contact, False), ("min_confidence", candidates_confidence, True), ("min_component_mm3", candidates_mm3, False)]
     for label in labels:
         current = [probs for probs, _, _ in predictions]
-        for key, values in rules:  # in the order apply_postprocessing applies them
-            chosen[key][str(label)], tables[key][str(label)], current = stage(label, current, key, [float(v) for v in values])
+        for key, values, strictest in rules:  # in the order apply_postprocessing applies them
+            chosen[key][str(label)], tables[key][str(label)], current = stage(label, current, key, [float(v) for v in values], strictest)
     result = {
         **chosen,
         "validation_contact": tables["min_contact"],
