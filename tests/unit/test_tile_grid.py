@@ -12,6 +12,7 @@ from tests.conftest import make_affine
 
 from ctseg.config import Config
 from ctseg.inference import Predictor
+from ctseg.inference.postprocess import remove_subgrid_regions
 from ctseg.inference.sliding_window import (
     monai_importance,
     sliding_window,
@@ -166,7 +167,7 @@ def test_predictor_monai_grid_matches_monai_on_the_whole_volume_inside_the_body(
     np.testing.assert_allclose(probs[(slice(None), *inside)], ref[(slice(None), *grid.box)], atol=1e-5, rtol=0)
     # on the input grid: MONAI's labels restored the same way, compared inside the body's box
     ours = predictor.predict_image(image).array
-    theirs = restore_labels(ref, whole_geometry)
+    theirs = remove_subgrid_regions(restore_labels(ref, whole_geometry), predictor.subgrid_voxels(image, whole_geometry))
     canon = grid.reorientation
     body = np.zeros(canon.target_shape, bool)
     body[grid.crop] = True
@@ -200,7 +201,7 @@ def test_tiles_covering_only_air_are_skipped_and_the_body_still_agrees(tmp_path)
     predictor.network = network
     whole, whole_geometry = preprocess_region(grid, plan, tuple(slice(0, n) for n in grid.shape))
     ref, _ = _monai(whole[None], lambda x: network(x) if x.shape[0] > 1 else network(torch.cat([x, x]))[:1], plan.patch_size)
-    theirs = restore_labels(ref, whole_geometry)
+    theirs = remove_subgrid_regions(restore_labels(ref, whole_geometry), predictor.subgrid_voxels(image, whole_geometry))
     body = np.asarray(image.array) > -500.0
     assert min(_dice_per_label(ours[body], theirs[body], 3)) >= 0.999
     np.testing.assert_array_equal(ours[body], theirs[body])

@@ -40,7 +40,7 @@ from ..preprocessing import (
 )
 from .backends import network_backend
 from .polarity import add_mirrored_lesions, polarity_rule
-from .postprocess import apply_postprocessing
+from .postprocess import apply_postprocessing, remove_subgrid_regions
 from .prefetch import prefetched
 from .slices import volume_probabilities
 from .sliding_window import TILE_GRIDS, tile_grid, tiles_touching
@@ -174,8 +174,14 @@ class Predictor:
     def predict_image(self, image: Image, progress: bool = False) -> LabelMap:
         """uint8 labels with exactly the input's shape and affine."""
         probs, geometry = self.probabilities(image, progress)
-        labels = restore_labels(probs, geometry)
+        labels = remove_subgrid_regions(restore_labels(probs, geometry), self.subgrid_voxels(image, geometry))
         return LabelMap(labels, image.affine.copy(), {"source": image.meta.get("path")})
+
+    def subgrid_voxels(self, image: Image, geometry: CaseGeometry) -> int:
+        """Input voxels in half a voxel of the network's grid: restored regions this small are the
+        linear interpolation's, not predictions (:func:`remove_subgrid_regions`)."""
+        network_mm3 = float(np.prod(self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing))
+        return int(0.5 * network_mm3 / float(np.prod(image.spacing)))
 
 
 def _mirror_axes(tta: bool, augment: AugmentSettings, run: Path) -> tuple[int, ...] | bool:
