@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import cc3d
 import numpy as np
 from scipy import ndimage
+
+from ..preprocessing.crop import mask_bbox
 
 __all__ = ["keep_largest_foreground", "remove_small_components", "remove_exposed_components", "remove_uncertain_components", "apply_postprocessing", "remove_subgrid_regions"]
 
@@ -44,6 +48,20 @@ def remove_small_components(probabilities: np.ndarray, label: int, min_voxels: i
     return _drop_regions(probabilities, label, components, [int(v) for v in small])
 
 
+def _shells(components: np.ndarray, indices: Iterable[int]) -> Iterator[tuple[int, tuple[slice, ...], np.ndarray, np.ndarray]]:
+    """For each listed region of ``components``: its index, its box grown by one voxel, and the
+    region and its one-voxel (26-neighbour) shell as masks in that box."""
+    cube = np.ones((3,) * components.ndim, dtype=bool)
+    objects = ndimage.find_objects(components)
+    for index in indices:
+        box = objects[index - 1]
+        if box is None:
+            continue
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        region = components[grown] == index
+        yield index, grown, region, ndimage.binary_dilation(region, structure=cube) & ~region
+
+
 def _drop_regions(probabilities: np.ndarray, label: int, components: np.ndarray, drop: list[int]) -> np.ndarray:
     """``probabilities`` with ``label``'s probability zeroed on the listed regions of ``components``
     (so the next most probable class takes them over); the input itself when ``drop`` is empty."""
@@ -70,16 +88,7 @@ def remove_exposed_components(probabilities: np.ndarray, label: int, min_contact
         return probabilities
     components = cc3d.connected_components(mask, connectivity=26)
     other = (labels > 0) & ~mask
-    cube = np.ones((3, 3, 3), dtype=bool)
-    drop = []
-    for index, box in enumerate(ndimage.find_objects(components), start=1):
-        if box is None:
-            continue
-        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
-        region = components[grown] == index
-        shell = ndimage.binary_dilation(region, structure=cube) & ~region
-        if shell.any() and float(other[grown][shell].mean()) < min_contact:
-            drop.append(index)
+    drop = [index for index, grown, _, shell in _shells(components, range(1, int(components.max()) + 1)) if shell.any() and float(other[grown][shell].mean()) < min_contact]
     return _drop_regions(probabilities, label, components, drop)
 
 
@@ -140,10 +149,9 @@ def remove_subgrid_regions(labels: np.ndarray, max_voxels: int) -> np.ndarray:
     """
     if max_voxels < 1:
         return labels
-    foreground = labels > 0
-    if not foreground.any():
+    box = mask_bbox(labels > 0, (1.0,) * labels.ndim, 1.0)  # grown by one voxel for the shells
+    if box is None:
         return labels
-    box = tuple(slice(max(int(idx.min()) - 1, 0), int(idx.max()) + 2) for idx in np.nonzero(foreground))
     sub = labels[box]
     components = cc3d.connected_components(sub, connectivity=26)  # one set of regions per label value
     sizes = np.bincount(components.ravel())
@@ -153,11 +161,7 @@ def remove_subgrid_regions(labels: np.ndarray, max_voxels: int) -> np.ndarray:
         return labels
     out = labels.copy()
     target = out[box]
-    cube = np.ones((3,) * labels.ndim, dtype=bool)
-    objects = ndimage.find_objects(components)
-    for index in small:
-        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[index - 1])
-        region = components[grown] == index
-        shell = sub[grown][ndimage.binary_dilation(region, structure=cube) & ~region]
-        target[grown][region] = np.bincount(shell).argmax() if shell.size else 0
+    for _, grown, region, shell in _shells(components, small):
+        values = sub[grown][shell]
+        target[grown][region] = np.bincount(values).argmax() if values.size else 0
     return out

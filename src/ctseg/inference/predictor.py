@@ -146,7 +146,7 @@ class Predictor:
         if outside is not None:  # background off the body, as restoring makes it, before post-processing
             probs[:, outside] = 0.0
             probs[0, outside] = 1.0
-        spacing = self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing  # 2D: each case's own grid
+        spacing = self._network_spacing(geometry)
         if self.polarity is not None:
             def again(volume: np.ndarray) -> np.ndarray:
                 return volume_probabilities(volume[None], self.network, self.plan, step=self.step, batch_size=self.batch_size, tta=self.tta, device=self.device, grid=self.tile_grid, tiles=tiles)
@@ -180,8 +180,12 @@ class Predictor:
     def subgrid_voxels(self, image: Image, geometry: CaseGeometry) -> int:
         """Input voxels in half a voxel of the network's grid: restored regions this small are the
         linear interpolation's, not predictions (:func:`remove_subgrid_regions`)."""
-        network_mm3 = float(np.prod(self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing))
-        return int(0.5 * network_mm3 / float(np.prod(image.spacing)))
+        return int(0.5 * float(np.prod(self._network_spacing(geometry))) / float(np.prod(image.spacing)))
+
+    def _network_spacing(self, geometry: CaseGeometry) -> tuple[float, ...]:
+        """The voxel size (mm) of the grid the network predicts on: the plan's, or for a 2D plan each
+        case's own grid."""
+        return self.plan.spacing if self.plan.spatial_dims == 3 else geometry.resampled_spacing
 
 
 def _mirror_axes(tta: bool, augment: AugmentSettings, run: Path) -> tuple[int, ...] | bool:
