@@ -130,6 +130,12 @@ class TrainSettings:
     # 3D plans only (a 2D run trains without)
     hard_negative_fraction: float = 0.0
     hard_negative_after: float = 0.5
+    # progressive patches (3D): until this fraction of training, patches of the plan's size times
+    # ``small_patch_scale`` per axis (rounded down to a multiple of the network's total stride), so
+    # that the first part takes several times the steps; then the plan's patch, which validation and
+    # prediction always use. 1 or small_patch_until 0: off
+    small_patch_scale: float = 1.0
+    small_patch_until: float = 0.0
     drop_empty_slices: bool = False  # 2D: never sample an axial slice without foreground
     val_fraction: float = 0.2
     stratify_split: bool = False  # validation cases drawn per set of labels present (tumour-free cases in both parts)

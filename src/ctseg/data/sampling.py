@@ -170,12 +170,14 @@ class PatchSampler:
             check_paste_scale(self.augment.lesion_paste_scale)  # type: ignore[union-attr]
         self.bank = lesion_bank(self.cases, self.augment.lesion_labels) if paste else []  # type: ignore[union-attr]
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One batch: images (B, 1, *patch) float32 and labels (B, *patch) int64.
+    def sample(self, rng: np.random.Generator, patch_size: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: images (B, 1, *patch) float32 and labels (B, *patch) int64, of ``patch_size``
+        when given (progressive training's smaller patches), else of the sampler's.
 
         At least one item per batch is foreground-centred when ``foreground_fraction`` > 0 (as
         nnU-Net forces for the last third of each batch).
         """
+        patch = tuple(int(p) for p in patch_size) if patch_size is not None else tuple(self.patch_size)
         images, labels = [], []
         for b in range(self.batch_size):
             case = self.cases[int(rng.integers(len(self.cases)))]
@@ -186,9 +188,9 @@ class PatchSampler:
                 or (b == self.batch_size - 1 and self.foreground_fraction > 0 and not any(x.any() for x in labels))
             )
             params = make_params(rng, self.augment) if self.augment else PatchParams()
-            center = hard_center(case, self.patch_size, rng) if hard else choose_center(case, self.patch_size, rng, fg)
+            center = hard_center(case, patch, rng) if hard else choose_center(case, patch, rng, fg)
             pad = float(case.get("pad_value", case["image"][0].min()))
-            img, lab = extract_patch(case["image"], case["seg"], center, self.patch_size, params, pad)
+            img, lab = extract_patch(case["image"], case["seg"], center, patch, params, pad)
             if params.paste_seed >= 0 and self.augment is not None:
                 img, lab = paste_lesion(img, lab, self.bank, np.random.default_rng(params.paste_seed), self.augment.lesion_paste_scale, params.lesion_labels, self.augment.lesion_paste_mirror)
             img, lab = apply_flips(img, lab, params)

@@ -96,6 +96,24 @@ def _check_settings(t: TrainSettings) -> None:
             raise InputError(f"train.augment.{exc}") from None
 
 
+def _small_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...] | None:
+    """Progressive training's early patch: the plan's times ``train.small_patch_scale`` per axis,
+    rounded down to a multiple of the network's total stride along it (so that every stage of the
+    U-Net halves it exactly; at least one stride); None when off or when it equals the plan's."""
+    scale = float(t.small_patch_scale)
+    if not 0.0 < scale <= 1.0:
+        raise InputError(f"train.small_patch_scale {scale:g}: give a fraction of the plan's patch in (0, 1] (1 = off)")
+    if scale == 1.0 or t.small_patch_until <= 0:
+        return None
+    plan = run.plan
+    if plan.spatial_dims != 3:
+        raise InputError(f"train.small_patch_scale {scale:g}: progressive patches are for 3D plans (this plan is {plan.spatial_dims}D); set it to 1")
+    strides = run.config.model.kwargs.get("strides", plan.network["strides"])  # a model.kwargs override wins, as in model_spec
+    total = np.prod(np.asarray(strides, dtype=int).reshape(-1, 3), axis=0)
+    small = tuple(int(max(m, (int(p * scale) // m) * m)) for p, m in zip(plan.patch_size, total))
+    return None if list(small) == list(plan.patch_size) else small
+
+
 def _val_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...]:
     patch = tuple(t.val_patch_size or run.plan.patch_size)
     if len(patch) != run.plan.spatial_dims:
@@ -126,6 +144,7 @@ class Trainer:
         base = create_loss(t.loss, **t.loss_kwargs)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
         _check_settings(t)  # again, for a Trainer built without train()
+        self.small_patch = _small_patch(run, t)
         self.sampler = _make_sampler(run, t)
         if t.augment is not None and t.augment.lesion_paste_prob > 0 and progress:
             bank = getattr(self.sampler, "bank", None)
@@ -219,7 +238,8 @@ class Trainer:
     def _step(self) -> float:
         t = self.cfg.train
         set_lr(self.optimizer, scheduled_lr(self._progress_fraction(), t))
-        images, labels = self.sampler.sample(self.rng)
+        small = self.small_patch is not None and self._progress_fraction() < t.small_patch_until
+        images, labels = self.sampler.sample(self.rng, self.small_patch) if small else self.sampler.sample(self.rng)
         x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self.memory_format)
         y = torch.from_numpy(labels).to(self.device)
         self.model.train()
