@@ -99,15 +99,14 @@ def _check_settings(t: TrainSettings) -> None:
 def _small_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...] | None:
     """Progressive training's early patch: the plan's times ``train.small_patch_scale`` per axis,
     rounded down to a multiple of the network's total stride along it (so that every stage of the
-    U-Net halves it exactly; at least one stride); None when off or when it equals the plan's."""
+    U-Net halves it exactly; at least one stride); None when off, for a 2D plan, or when it equals
+    the plan's."""
     scale = float(t.small_patch_scale)
     if not 0.0 < scale <= 1.0:
         raise InputError(f"train.small_patch_scale {scale:g}: give a fraction of the plan's patch in (0, 1] (1 = off)")
-    if scale == 1.0 or t.small_patch_until <= 0:
-        return None
     plan = run.plan
-    if plan.spatial_dims != 3:
-        raise InputError(f"train.small_patch_scale {scale:g}: progressive patches are for 3D plans (this plan is {plan.spatial_dims}D); set it to 1")
+    if scale == 1.0 or t.small_patch_until <= 0 or plan.spatial_dims != 3:  # a 2D run (e.g. of the cpu preset) trains without, as without mining
+        return None
     strides = run.config.model.kwargs.get("strides", plan.network["strides"])  # a model.kwargs override wins, as in model_spec
     total = np.prod(np.asarray(strides, dtype=int).reshape(-1, 3), axis=0)
     small = tuple(int(max(m, (int(p * scale) // m) * m)) for p, m in zip(plan.patch_size, total))
