@@ -12,7 +12,9 @@ Rows:
 - ``norm + leaky ReLU as two modules``: PyTorch's ``group_norm`` backward (ctseg before the fused
   module);
 - ``fused InstanceNormLeakyReLU``: the default (its own backward, ``ctseg.models._norm_act``);
-- each of these with one convolution per decoder stage (``model.kwargs.decoder_convs_per_stage``).
+- each of these with one convolution per decoder stage (``model.kwargs.decoder_convs_per_stage``);
+- the default on ``--small-patch`` (24x32x32): the steps of the ``cpu`` preset's first half
+  (progressive patches, ``train.small_patch_scale``).
 
 On a shared VM single timings drift by 30 %, so the steps of two variants are interleaved (A B B A
 ...) and every row is compared with the first: the ratio column is the median of the per-pair
@@ -95,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--patch", type=int, nargs=3, default=[40, 48, 48])
+    parser.add_argument("--small-patch", type=int, nargs=3, default=[24, 32, 32], help="progressive training's early patch (the last row)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=40, help="interleaved step pairs per row")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -102,6 +105,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     patch = tuple(args.patch)
     x, y = _batch(args.batch, patch, 3, np.random.default_rng(0))
+    small = tuple(args.small_patch)
+    batches = {patch: (x, y), small: _batch(args.batch, small, 3, np.random.default_rng(0))}
 
     def model(decoder_convs: int, fused: bool) -> nn.Module:
         torch.manual_seed(0)
@@ -109,10 +114,11 @@ def main() -> None:
         return net if fused else _unfused(net)
 
     variants = [
-        ("norm + leaky ReLU as two modules, 2 convs per decoder stage", 2, False),
-        ("fused InstanceNormLeakyReLU, 2 convs per decoder stage", 2, True),
-        ("norm + leaky ReLU as two modules, 1 conv per decoder stage", 1, False),
-        ("fused InstanceNormLeakyReLU, 1 conv per decoder stage", 1, True),
+        ("norm + leaky ReLU as two modules, 2 convs per decoder stage", 2, False, patch),
+        ("fused InstanceNormLeakyReLU, 2 convs per decoder stage", 2, True, patch),
+        ("norm + leaky ReLU as two modules, 1 conv per decoder stage", 1, False, patch),
+        ("fused InstanceNormLeakyReLU, 1 conv per decoder stage", 1, True, patch),
+        (f"fused, 2 convs per decoder stage, on {'x'.join(map(str, small))} patches", 2, True, small),
     ]
     print(f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}; UNet {'-'.join(map(str, args.features))}, "
           f"batch {args.batch} x {'x'.join(map(str, patch))}, {args.pairs} interleaved pairs per row")
@@ -120,12 +126,12 @@ def main() -> None:
     print("| variant | step ms (median) | iterations per minute | time vs the first row (median of pairs) |")
     print("|---|---|---|---|")
     base = _stepper(model(2, False), x, y)
-    for i, (name, decoder_convs, fused) in enumerate(variants):
+    for i, (name, decoder_convs, fused, size) in enumerate(variants):
         if i == 0:
             ta, _, _ = _paired(base, base, max(4, args.pairs // 4))
             tb, ratio = ta, 1.0
         else:
-            _, tb, ratio = _paired(base, _stepper(model(decoder_convs, fused), x, y), args.pairs)
+            _, tb, ratio = _paired(base, _stepper(model(decoder_convs, fused), *batches[size]), args.pairs)
         print(f"| {name} | {tb * 1000:.0f} | {60 / tb:.0f} | {ratio:.3f} |")
 
 
