@@ -12,7 +12,7 @@ from ctseg.data import PatchSampler
 from ctseg.errors import InputError
 from ctseg.synth import make_dataset
 from ctseg.training import train
-from ctseg.training.trainer import _small_patch
+from ctseg.training.trainer import _check_settings, _small_patch
 
 
 def _case() -> dict:
@@ -52,9 +52,13 @@ def test_the_small_patch_is_the_plans_scaled_down_to_multiples_of_the_networks_s
     assert _small_patch(_run(patch=(20, 48, 48), strides=((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2))), _settings(0.67)) == (12, 32, 32)
     # strides given in model.kwargs replace the plan's, as for the network itself
     assert _small_patch(_run(kwargs={"strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]]}), _settings(0.67)) == (16, 32, 32)
-    with pytest.raises(InputError, match=r"in \(0, 1\]"):
-        _small_patch(_run(), _settings(1.5))
     assert _small_patch(_run(patch=(64, 64), dims=2), _settings(0.5)) is None  # 3D plans only
+
+
+@pytest.mark.parametrize(("field", "value"), [("small_patch_scale", 1.5), ("small_patch_scale", 0.0), ("small_patch_until", -0.1), ("small_patch_until", 1.2)])
+def test_out_of_range_settings_are_refused_before_anything_is_prepared(field, value) -> None:
+    with pytest.raises(InputError, match=f"train.{field}"):
+        _check_settings(TrainSettings(**{field: value}))
 
 
 def test_a_run_trains_on_the_small_patch_first_then_on_the_plans(tmp_path, monkeypatch) -> None:

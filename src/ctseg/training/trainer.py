@@ -89,6 +89,10 @@ def _check_settings(t: TrainSettings) -> None:
     """Refuse training settings that cannot work before the run folder is written (verifying,
     fingerprinting and preprocessing a dataset take minutes)."""
     check_optim_settings(t)
+    if not 0.0 < t.small_patch_scale <= 1.0:
+        raise InputError(f"train.small_patch_scale {t.small_patch_scale:g}: give a fraction of the plan's patch in (0, 1] (1 = off)")
+    if not 0.0 <= t.small_patch_until <= 1.0:
+        raise InputError(f"train.small_patch_until {t.small_patch_until:g}: give the fraction of training in [0, 1] that uses the small patches (0 = off)")
     if t.augment is not None and t.augment.lesion_paste_prob > 0:
         try:
             check_paste_scale(t.augment.lesion_paste_scale)
@@ -101,10 +105,7 @@ def _small_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...] | None:
     rounded down to a multiple of the network's total stride along it (so that every stage of the
     U-Net halves it exactly; at least one stride); None when off, for a 2D plan, or when it equals
     the plan's."""
-    scale = float(t.small_patch_scale)
-    if not 0.0 < scale <= 1.0:
-        raise InputError(f"train.small_patch_scale {scale:g}: give a fraction of the plan's patch in (0, 1] (1 = off)")
-    plan = run.plan
+    scale, plan = float(t.small_patch_scale), run.plan  # its range was checked (_check_settings)
     if scale == 1.0 or t.small_patch_until <= 0 or plan.spatial_dims != 3:  # a 2D run (e.g. of the cpu preset) trains without, as without mining
         return None
     strides = run.config.model.kwargs.get("strides", plan.network["strides"])  # a model.kwargs override wins, as in model_spec
