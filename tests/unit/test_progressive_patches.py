@@ -6,13 +6,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
-from ctseg.config import Config, TrainSettings, load_config
+from ctseg.config import TrainSettings, load_config
 from ctseg.data import PatchSampler
 from ctseg.errors import InputError
+from ctseg.models import UNet
 from ctseg.synth import make_dataset
 from ctseg.training import train
-from ctseg.training.trainer import _check_settings, _small_patch
+from ctseg.training.trainer import _check_settings, _divisor, _small_patch
 
 
 def _case() -> dict:
@@ -32,27 +34,34 @@ def test_the_sampler_draws_the_patch_it_is_given_and_its_own_otherwise() -> None
     assert images.shape == (2, 1, 16, 16, 8) and labels.shape == (2, 16, 16, 8)
 
 
-def _run(patch=(40, 48, 48), strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)), dims=3, kwargs=None) -> SimpleNamespace:
-    plan = SimpleNamespace(spatial_dims=dims, patch_size=list(patch), network={"strides": [list(s) for s in strides]})
-    config = Config().merged({"model": {"kwargs": kwargs or {}}})
-    return SimpleNamespace(plan=plan, config=config)
+def _run(patch=(40, 48, 48), dims=3) -> SimpleNamespace:
+    return SimpleNamespace(plan=SimpleNamespace(spatial_dims=dims, patch_size=list(patch)))
 
 
 def _settings(scale, until=0.5) -> TrainSettings:
     return TrainSettings(small_patch_scale=scale, small_patch_until=until)
 
 
-def test_the_small_patch_is_the_plans_scaled_down_to_multiples_of_the_networks_stride() -> None:
-    assert _small_patch(_run(), _settings(0.67)) == (24, 32, 32)  # 26.8, 32.2, 32.2 -> multiples of 8
-    assert _small_patch(_run(), _settings(0.1)) == (8, 8, 8)  # at least one stride
-    assert _small_patch(_run(), _settings(1.0)) is None  # off
-    assert _small_patch(_run(), _settings(0.67, until=0.0)) is None  # off
-    assert _small_patch(_run(patch=(8, 8, 8)), _settings(0.5)) is None  # nothing smaller to train on
+def test_the_small_patch_is_the_plans_scaled_down_to_multiples_of_the_networks_divisor() -> None:
+    eight = (8, 8, 8)
+    assert _small_patch(_run(), _settings(0.67), eight) == (24, 32, 32)  # 26.8, 32.2, 32.2 -> multiples of 8
+    assert _small_patch(_run(patch=(16, 48, 48)), _settings(0.4), eight) == (8, 16, 16)  # 6.4 -> at least one divisor
+    assert _small_patch(_run(), _settings(1.0), eight) is None  # off
+    assert _small_patch(_run(), _settings(0.67, until=0.0), eight) is None  # off
+    assert _small_patch(_run(patch=(64, 64), dims=2), _settings(0.5), (8, 8)) is None  # 3D plans only
     # an in-plane-only first stride (anisotropic plan): the slice axis rounds to a multiple of 4
-    assert _small_patch(_run(patch=(20, 48, 48), strides=((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2))), _settings(0.67)) == (12, 32, 32)
-    # strides given in model.kwargs replace the plan's, as for the network itself
-    assert _small_patch(_run(kwargs={"strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]]}), _settings(0.67)) == (16, 32, 32)
-    assert _small_patch(_run(patch=(64, 64), dims=2), _settings(0.5)) is None  # 3D plans only
+    assert _small_patch(_run(patch=(20, 48, 48)), _settings(0.67), (4, 8, 8)) == (12, 32, 32)
+    assert _small_patch(_run(), _settings(0.67), (16, 16, 16)) == (16, 32, 32)  # a deeper network
+    with pytest.raises(InputError, match="single voxel at the network's coarsest level"):
+        _small_patch(_run(), _settings(0.1), eight)
+
+
+def test_the_divisor_is_the_networks_own_where_it_gives_one() -> None:
+    net = UNet(3, 1, 3, features=[4, 8, 16])  # three stages: 4 per axis, whatever a plan says
+    assert _divisor(net, [[1, 1, 1], [2, 2, 2]]) == tuple(net.required_divisor()) == (4, 4, 4)
+    plain = torch.nn.Conv3d(1, 3, 3)  # no account of its own: the plan's strides
+    assert _divisor(plain, [[1, 1, 1], [1, 2, 2], [2, 2, 2]]) == (2, 4, 4)
+    assert _divisor(plain, []) == (1, 1, 1)
 
 
 @pytest.mark.parametrize(("field", "value"), [("small_patch_scale", 1.5), ("small_patch_scale", 0.0), ("small_patch_until", -0.1), ("small_patch_until", 1.2)])

@@ -8,12 +8,14 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from .._fileio import read_json, write_json, write_text
@@ -100,18 +102,27 @@ def _check_settings(t: TrainSettings) -> None:
             raise InputError(f"train.augment.{exc}") from None
 
 
-def _small_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...] | None:
+def _small_patch(run: RunFolder, t: TrainSettings, divisor: Sequence[int]) -> tuple[int, ...] | None:
     """Progressive training's early patch: the plan's times ``train.small_patch_scale`` per axis,
-    rounded down to a multiple of the network's total stride along it (so that every stage of the
-    U-Net halves it exactly; at least one stride); None when off, for a 2D plan, or when it equals
-    the plan's."""
+    rounded down to a multiple of the network's ``divisor`` along it (its total downsampling, so
+    that every stage halves it exactly; at least one divisor); None when off, for a 2D plan, or
+    when it equals the plan's."""
     scale, plan = float(t.small_patch_scale), run.plan  # its range was checked (_check_settings)
     if scale == 1.0 or t.small_patch_until <= 0 or plan.spatial_dims != 3:  # a 2D run (e.g. of the cpu preset) trains without, as without mining
         return None
-    strides = run.config.model.kwargs.get("strides", plan.network["strides"])  # a model.kwargs override wins, as in model_spec
-    total = np.prod(np.asarray(strides, dtype=int).reshape(-1, 3), axis=0)
-    small = tuple(int(max(m, (int(p * scale) // m) * m)) for p, m in zip(plan.patch_size, total))
+    small = tuple(int(max(d, (int(p * scale) // d) * d)) for p, d in zip(plan.patch_size, divisor))
+    if math.prod(n // d for n, d in zip(small, divisor)) == 1:
+        raise InputError(f"train.small_patch_scale {scale:g}: the plan's patch {list(plan.patch_size)} becomes {list(small)}, a single voxel at the network's coarsest level (its downsampling is {list(divisor)}); use a larger scale or 1 (off)")
     return None if list(small) == list(plan.patch_size) else small
+
+
+def _divisor(model: nn.Module, plan_strides: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    """What every input size of ``model`` must be a multiple of: its own account where it gives
+    one (ctseg's networks), else the product of the plan's strides."""
+    if hasattr(model, "required_divisor"):
+        return tuple(int(d) for d in model.required_divisor())
+    strides = np.asarray(plan_strides, dtype=int).reshape(-1, 3)
+    return tuple(int(d) for d in strides.prod(axis=0)) if len(strides) else (1, 1, 1)
 
 
 def _val_patch(run: RunFolder, t: TrainSettings) -> tuple[int, ...]:
@@ -144,7 +155,7 @@ class Trainer:
         base = create_loss(t.loss, **t.loss_kwargs)
         self.loss_fn = DeepSupervisionLoss(base) if self.cfg.model.deep_supervision else base
         _check_settings(t)  # again, for a Trainer built without train()
-        self.small_patch = _small_patch(run, t)
+        self.small_patch = _small_patch(run, t, _divisor(self.model, (plan.network or {}).get("strides", [])))
         self.sampler = _make_sampler(run, t)
         if t.augment is not None and t.augment.lesion_paste_prob > 0 and progress:
             bank = getattr(self.sampler, "bank", None)
