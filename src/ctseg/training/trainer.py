@@ -248,8 +248,9 @@ class Trainer:
 
     def _step(self) -> float:
         t = self.cfg.train
-        set_lr(self.optimizer, scheduled_lr(self._progress_fraction(), t))
-        small = self.small_patch is not None and self._progress_fraction() < t.small_patch_until
+        progress = self._progress_fraction()
+        set_lr(self.optimizer, scheduled_lr(progress, t))
+        small = self.small_patch is not None and progress < t.small_patch_until
         images, labels = self.sampler.sample(self.rng, self.small_patch) if small else self.sampler.sample(self.rng)
         x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self.memory_format)
         y = torch.from_numpy(labels).to(self.device)
