@@ -130,6 +130,10 @@ class TrainSettings:
     # 3D plans only (a 2D run trains without)
     hard_negative_fraction: float = 0.0
     hard_negative_after: float = 0.5
+    # weight averaging (stochastic weight averaging, torch.optim.swa_utils): from this fraction of
+    # training on, the weights at the end of every epoch are averaged, and model_final.pt holds the
+    # average (model_best.pt and validation stay the live weights); 0 = off
+    average_from: float = 0.0
     # progressive patches (3D): until this fraction of training, patches of the plan's size times
     # ``small_patch_scale`` per axis (rounded down to a multiple of the network's total stride), so
     # that the first part takes several times the steps; then the plan's patch, which validation and

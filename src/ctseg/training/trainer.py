@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .._fileio import read_json, write_json, write_text
@@ -95,6 +96,8 @@ def _check_settings(t: TrainSettings) -> None:
         raise InputError(f"train.small_patch_scale {t.small_patch_scale:g}: give a fraction of the plan's patch in (0, 1] (1 = off)")
     if not 0.0 <= t.small_patch_until <= 1.0:
         raise InputError(f"train.small_patch_until {t.small_patch_until:g}: give the fraction of training in [0, 1] that uses the small patches (0 = off)")
+    if not 0.0 <= t.average_from < 1.0:
+        raise InputError(f"train.average_from {t.average_from:g}: give the fraction of training in [0, 1) from which the weights are averaged (0 = off)")
     if t.augment is not None and t.augment.lesion_paste_prob > 0:
         try:
             check_paste_scale(t.augment.lesion_paste_scale)
@@ -168,6 +171,7 @@ class Trainer:
         self.best, self.ema = -1.0, None
         self.history: list[dict[str, Any]] = []
         self._last_tick = self._last_plot = time.perf_counter()
+        self.averaged: AveragedModel | None = None  # see _average
         self.tensorboard = open_tensorboard(run)  # None when train.tensorboard is off
 
     # --- state -----------------------------------------------------------------------------
@@ -184,6 +188,7 @@ class Trainer:
             "epoch_step": self.epoch_step,
             "epoch_losses": torch.tensor(self.epoch_losses, dtype=torch.float64),
             "history": json.dumps(self.history),
+            "averaged": None if self.averaged is None else self.averaged.state_dict(),
             "hard": None if not self._mined else [{k: torch.from_numpy(v) for k, v in case["hard"].items()} for case in self.sampler.cases],
         }
 
@@ -199,6 +204,9 @@ class Trainer:
         restore_rng(self.rng, state["rng"])
         self.epoch_step = int(state.get("epoch_step", 0))
         self.epoch_losses = [float(v) for v in state.get("epoch_losses", torch.zeros(0)).tolist()]
+        if state.get("averaged") is not None:
+            self.averaged = AveragedModel(self.model, use_buffers=True)
+            self.averaged.load_state_dict(state["averaged"])
         if state.get("hard") is not None:
             for case, hard in zip(self.sampler.cases, state["hard"]):
                 case["hard"] = {k: v.numpy() for k, v in hard.items()}
@@ -233,6 +241,16 @@ class Trainer:
         line = f"hard negatives of {sum(c > 0 for c in counts)} of {len(counts)} training cases, background called {', '.join(per) or 'nothing'}; {time.perf_counter() - started:.0f} s"
         if self.progress:
             tqdm.write(line)
+
+    def _average(self) -> None:
+        """At an epoch's end, once training is ``train.average_from`` of the way through: add the
+        weights to their running average (kept in the checkpoint; model_final.pt is written from it)."""
+        t = self.cfg.train
+        if t.average_from <= 0 or self._progress_fraction() < t.average_from:
+            return
+        if self.averaged is None:
+            self.averaged = AveragedModel(self.model, use_buffers=True)
+        self.averaged.update_parameters(self.model)  # the first call copies, later ones average
 
     def save(self) -> None:
         save_state(self.run.path / "checkpoint_last.pt", self.state())
@@ -304,6 +322,7 @@ class Trainer:
         self.ema = mean if self.ema is None else 0.8 * self.ema + 0.2 * mean
         record["val_dice_mean"], record["val_dice_ema"] = mean, self.ema
         self.history.append(record)
+        self._average()
         if self.ema > self.best:
             self.best = self.ema
             save_model(self.model, self.spec, self.run.path / "model_best.pt")
@@ -331,7 +350,9 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.close()
         plot_history(self.history, self.labels, self.run.path / "training_curves.png")
-        save_model(self.model, self.spec, self.run.path / "model_final.pt")
+        save_model(self.model if self.averaged is None else self.averaged.module, self.spec, self.run.path / "model_final.pt")
+        if self.averaged is not None and self.progress:
+            tqdm.write(f"model_final.pt: the average of the last {int(self.averaged.n_averaged)} epochs' weights (train.average_from {t.average_from:g})")
         if not (self.run.path / "model_best.pt").is_file():
             save_model(self.model, self.spec, self.run.path / "model_best.pt")
         self.save()
