@@ -27,8 +27,11 @@ Columns: end to end (read the input -> written label NIfTI) and network-only wal
 RSS of the process during the run (sampled every 5 ms), Dice agreement with the reference's label
 map per foreground label (both empty counts 1; in brackets the reference's voxels of the label),
 tiles, and achieved GFLOP/s of the network (FLOPs of one tile from ``torch.utils.flop_counter`` x
-tiles / network seconds) against the CPU's peak (cores x clock x 32 FP32 FLOP/cycle: two 256-bit
-FMA pipes, AVX2; state the clock with ``--ghz``). The network is the ``cpu`` preset's plan on
+tiles / network seconds) against the CPU's float32 peak (cores x clock x FLOP per cycle: 64 with
+AVX-512, two 512-bit FMA pipes; 32 with AVX2, two 256-bit ones; state them with ``--ghz`` and
+``--flop-per-cycle``; a bfloat16 row can pass 100 %: its dot products do twice the float32 rate).
+ctseg's rows run the network in its default precision ("auto": bfloat16 autocast where the CPU
+multiplies bfloat16 in hardware, float32 elsewhere) and, in the rows marked float32, in float32. The network is the ``cpu`` preset's plan on
 synthetic data, trained for a few iterations (``--run`` reuses a run folder instead); the
 synthetic 512x512x100 case (0.78 x 0.78 x 2.5 mm) is of the run's task (liver or pancreas, from
 its labels). ``--cases`` and ``--contenders`` pick a subset (e.g. ``--cases dicom`` for a quick
@@ -56,6 +59,7 @@ import numpy as np
 import torch
 
 from ctseg._fileio import read_json
+from ctseg._resources import cpu_has_bf16_dot
 from ctseg.cli import main as ctseg_main
 from ctseg.inference import Predictor
 from ctseg.inference.export import cpu_threads
@@ -174,6 +178,21 @@ def _dice_per_label(a: np.ndarray, b: np.ndarray, labels: dict[int, str]) -> str
     return ", ".join(scores)
 
 
+def _cpu_peak_parts() -> tuple[float, int]:
+    """(clock in GHz from BogoMIPS / 2, float32 FLOP per cycle and core: 64 with AVX-512, else 32)."""
+    ghz, flags = 2.45, ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("bogomips") and ghz == 2.45:
+                    ghz = float(line.split(":")[1]) / 2000
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except (OSError, ValueError):
+        pass
+    return ghz, 64 if "avx512f" in flags.split() else 32
+
+
 def _tile_gflop(model: torch.nn.Module, patch: tuple[int, ...]) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -225,24 +244,27 @@ def _cases(root: Path, which: list[str], task: str) -> list[tuple[str, Path]]:
     return cases
 
 
-#: rows: key -> (name, ctseg backend or None, ctseg tile grid or window maker, whole volume?, network layout)
-CONTENDERS: dict[str, tuple[str, str | None, str | Callable, bool, str]] = {
-    "spread": ("ctseg (torch, spread grid)", "torch", "spread", False, "channels-last"),
-    "monai-grid": ("ctseg (torch, monai grid)", "torch", "monai", False, "channels-last"),
-    "onnx": ("ctseg (onnx, monai grid)", "onnx", "monai", False, "onnx"),
-    "monai": (REFERENCE, None, _monai_window, True, "default"),
-    "monai-cl": ("MONAI, whole volume, channels-last network", None, _monai_window, True, "channels-last"),
-    "monai-crop": ("MONAI, ctseg's body crop", None, _monai_window, False, "default"),
-    "plain": ("plain PyTorch loop (body crop)", None, _plain_window, False, "default"),
+#: rows: key -> (name, ctseg backend or None, ctseg tile grid or window maker, whole volume?, network
+#: layout, ctseg precision: "auto" is the default, bfloat16 where the CPU multiplies it in hardware)
+CONTENDERS: dict[str, tuple[str, str | None, str | Callable, bool, str, str]] = {
+    "spread": ("ctseg (torch, spread grid)", "torch", "spread", False, "channels-last", "auto"),
+    "monai-grid": ("ctseg (torch, monai grid)", "torch", "monai", False, "channels-last", "auto"),
+    "spread-fp32": ("ctseg (torch, spread grid, float32)", "torch", "spread", False, "channels-last", "float32"),
+    "monai-grid-fp32": ("ctseg (torch, monai grid, float32)", "torch", "monai", False, "channels-last", "float32"),
+    "onnx": ("ctseg (onnx, monai grid)", "onnx", "monai", False, "onnx", "float32"),
+    "monai": (REFERENCE, None, _monai_window, True, "default", "float32"),
+    "monai-cl": ("MONAI, whole volume, channels-last network", None, _monai_window, True, "channels-last", "float32"),
+    "monai-crop": ("MONAI, ctseg's body crop", None, _monai_window, False, "default", "float32"),
+    "plain": ("plain PyTorch loop (body crop)", None, _plain_window, False, "default", "float32"),
 }
 
 
-def run_case(label: str, path: Path, predictors: dict[tuple[str, str], Predictor], keys: list[str], out: Path, gflop: float, peak: float, repeat: int = 1) -> list[str]:
+def run_case(label: str, path: Path, predictors: dict[tuple[str, str, str], Predictor], keys: list[str], out: Path, gflop: float, peak: float, repeat: int = 1) -> list[str]:
     """The table rows of one case. With ``repeat`` > 1 every contender runs that many times, in
     rounds (each round runs them all once, so a slow spell of the machine hits every contender),
     and the times are the medians (peak RSS the largest)."""
     rows = []
-    base = predictors[("torch", "spread")]
+    base = predictors[("torch", "spread", "float32")]
     # MONAI and the plain loop get the network as a user would hand it over: the plain module in
     # PyTorch's default (contiguous) layout, not ctseg's channels-last CPU wrapper (except the
     # "monai-cl" row, which measures what the layout alone changes)
@@ -265,10 +287,10 @@ def run_case(label: str, path: Path, predictors: dict[tuple[str, str], Predictor
     return rows
 
 
-def _run_once(key: str, path: Path, predictors: dict[tuple[str, str], Predictor], base: Predictor, plain: torch.nn.Module, out: Path) -> tuple[np.ndarray, float, float, int, int]:
+def _run_once(key: str, path: Path, predictors: dict[tuple[str, str, str], Predictor], base: Predictor, plain: torch.nn.Module, out: Path) -> tuple[np.ndarray, float, float, int, int]:
     """One contender on one case: (labels, end-to-end s, network s, peak RSS bytes, tiles)."""
-    _, backend, how, whole, layout = CONTENDERS[key]
-    predictor = predictors[(backend, how)] if backend else base
+    _, backend, how, whole, layout, precision = CONTENDERS[key]
+    predictor = predictors[(backend, how, precision)] if backend else base
     ours = backend is not None
     net = _Timed(predictor.network if ours or layout == "channels-last" else plain, ctseg_forward=ours)
     saved = predictor.network
@@ -293,7 +315,8 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="existing run folder (default: train a tiny cpu-preset run)")
     parser.add_argument("--cases", default="synthetic,dicom,nifti", help="comma-separated: synthetic, dicom, nifti (default all)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated rows (default all; the MONAI reference always runs): {', '.join(CONTENDERS)}")
-    parser.add_argument("--ghz", type=float, default=2.45, help="CPU clock for the peak estimate (default: BogoMIPS/2)")
+    parser.add_argument("--ghz", type=float, default=None, help="CPU clock for the peak estimate (default: BogoMIPS/2)")
+    parser.add_argument("--flop-per-cycle", type=int, default=None, help="float32 FLOP per cycle and core for the peak estimate (default: 64 with AVX-512, else 32)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender and case, in rounds; the table gives median times (default 1)")
     args = parser.parse_args()
     if args.repeat < 1:
@@ -306,21 +329,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = Path(args.run) if args.run else _make_run(root)
-        wanted = {("torch", "spread")} | {(c[1], c[2]) for k, c in CONTENDERS.items() if k in keys and c[1]}
+        wanted = {("torch", "spread", "float32")} | {(c[1], c[2], c[5]) for k, c in CONTENDERS.items() if k in keys and c[1]}
         # one sliding window per case for every contender: the polarity pass (on in the cpu preset's runs) is a second one
-        predictors = {(b, g): Predictor(run, backend=b, tile_grid=g, polarity=False) for b, g in sorted(wanted)}  # type: ignore[arg-type]
+        predictors = {(b, g, q): Predictor(run, backend=b, tile_grid=g, polarity=False, precision=q) for b, g, q in sorted(wanted)}  # type: ignore[arg-type,misc]
         for p in predictors.values():  # warm-up: first calls pick kernels and fault in memory
-            warm = torch.zeros((2, 1, *p.plan.patch_size))
-            for n in (1, 2):
+            warm = torch.zeros((p.batch_size, 1, *p.plan.patch_size))
+            for n in sorted({1, 2, p.batch_size}):
                 p.network(warm[:n])
-        base = predictors[("torch", "spread")]
+        base = predictors[("torch", "spread", "float32")]
         plan = base.plan
         gflop = _tile_gflop(base.model, plan.patch_size)
-        peak = cpu_threads() * args.ghz * 32
+        ghz, per_cycle = _cpu_peak_parts()
+        peak = cpu_threads() * (args.ghz or ghz) * (args.flop_per_cycle or per_cycle)
         task = _run_task(run)
         print(f"machine: {platform.processor() or platform.machine()}, {cpu_threads()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
         print(f"runs per contender and case: {args.repeat} (median times)")
-        print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile; CPU peak {peak:.0f} GFLOP/s; task {task}")
+        print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile, batch {base.batch_size}; CPU float32 peak {peak:.0f} GFLOP/s; task {task}")
+        print(f"ctseg's default precision here: {Predictor(run, polarity=False).precision} (bfloat16 instructions: {'yes' if cpu_has_bf16_dot() else 'no'})")
         print("| case | contender | end to end s | network s | peak RSS GiB | Dice vs MONAI per label (MONAI's voxels) | tiles | GFLOP/s (of peak) |")
         print("|---|---|---|---|---|---|---|---|")
         for label, path in _cases(root, args.cases.split(","), task):

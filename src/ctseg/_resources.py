@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["cpu_threads", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
+__all__ = ["cpu_threads", "cpu_has_bf16_dot", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
 
 _GIB = 2**30
 
@@ -20,6 +20,25 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+#: CPU flags (Linux /proc/cpuinfo) of instructions that multiply bfloat16 in hardware: AVX-512
+#: BF16 (AMD Zen 4 and later, Intel Cooper Lake) and AMX (Intel Sapphire Rapids and later)
+BF16_DOT_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_bf16_dot(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (a flag of :data:`BF16_DOT_FLAGS`), which is
+    where oneDNN's bfloat16 convolutions beat float32; False where the flags cannot be read (other
+    systems: bfloat16 stays opt-in there)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return not BF16_DOT_FLAGS.isdisjoint(line.split(":", 1)[-1].split())
+    except OSError:
+        return False
+    return False
 
 
 def available_memory_bytes() -> int | None:

@@ -169,6 +169,9 @@ class PredictSettings:
     # (false lesions in organ texture are often barely the argmax: {2: 0.7}); empty = off
     min_confidence: dict[int, float] = field(default_factory=dict)
     tile_grid: str = "spread"  # "spread": starts spread over the body's box; "monai": MONAI's starts on the whole volume, tiles off the body skipped
+    # "auto": bfloat16 autocast on CUDA and on CPUs that multiply bfloat16 in hardware (AVX-512 BF16,
+    # AMX), float32 elsewhere; or "float32" / "bfloat16" (see ctseg.inference.backends)
+    precision: str = "auto"
     # a second pass on the image with intensities just above the host organ's median mirrored below
     # it; lesions found there that are brighter than the organ are added (hyperdense lesions, which
     # a run trained on mostly hypodense ones misses). Labels: train.augment.lesion_labels; 3D only

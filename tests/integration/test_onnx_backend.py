@@ -62,7 +62,8 @@ def test_onnx_network_matches_torch_logits_for_any_batch(tiny) -> None:
 
 def test_backends_agree_on_a_whole_case(tiny, tmp_path) -> None:
     image = sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0]
-    torch_pred, onnx_pred = Predictor(tiny["run"]), Predictor(tiny["run"], backend="onnx")
+    # float32 on both (the torch default is bfloat16 on CPUs with bfloat16 instructions)
+    torch_pred, onnx_pred = Predictor(tiny["run"], precision="float32"), Predictor(tiny["run"], backend="onnx")
     ct = read_nifti(image)
     # the stitched probabilities, before post-processing (whose argmax-based component removal
     # turns a 1e-4 difference at a boundary into a whole region); torch runs channels-last on the
@@ -73,7 +74,7 @@ def test_backends_agree_on_a_whole_case(tiny, tmp_path) -> None:
     outs = {}
     for backend in ("torch", "onnx"):
         outs[backend] = tmp_path / f"{backend}.nii.gz"
-        assert main(["predict", "-i", str(image), "-o", str(outs[backend]), "-m", str(tiny["run"]), "--backend", backend]) == 0
+        assert main(["predict", "-i", str(image), "-o", str(outs[backend]), "-m", str(tiny["run"]), "--backend", backend, "--precision", "float32"]) == 0
     a, b = (np.asarray(read_nifti(outs[k]).array) for k in ("torch", "onnx"))
     assert a.shape == ct.array.shape
     for label in range(1, torch_pred.plan.num_classes):

@@ -77,6 +77,36 @@ def test_real_ct_prediction_keeps_the_input_grid(tiny, tmp_path) -> None:
         np.testing.assert_array_equal(a.header[key], b.header[key])
 
 
+def test_bfloat16_prediction_keeps_the_grid_and_agrees_with_float32(tiny, tmp_path) -> None:
+    src = sorted((tiny["data"] / "imagesTs").glob("*.nii.gz"))[0]
+    outs = {}
+    for precision in ("float32", "bfloat16"):
+        outs[precision] = tmp_path / f"{precision}.nii.gz"
+        assert main(["predict", "-i", str(src), "-o", str(outs[precision]), "-m", str(tiny["run"]), "--precision", precision]) == 0
+    ref, got = (read_nifti(outs[k]) for k in ("float32", "bfloat16"))
+    assert got.shape == ref.shape
+    np.testing.assert_array_equal(got.affine, nib.load(src).affine)
+    for label in (1, 2):
+        a, b = np.asarray(ref.array) == label, np.asarray(got.array) == label
+        total = int(a.sum()) + int(b.sum())
+        assert total == 0 or 2 * int((a & b).sum()) / total >= 0.95, label  # a few boundary voxels move
+    assert Predictor(tiny["run"], precision="float32").network.bfloat16 is False
+    assert Predictor(tiny["run"], precision="bfloat16").network.bfloat16 is True
+
+
+def test_unknown_precision_in_the_run_config_is_refused(tiny, tmp_path) -> None:
+    import shutil
+
+    from ctseg.errors import InputError
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("precision: auto", "precision: half"))
+    with pytest.raises(InputError, match="precision must be one of"):
+        Predictor(run)
+
+
 def _flip_copy(image: Image, axes: tuple[int, ...]) -> Image:
     """The same world content stored with ``axes`` reversed (array flipped, affine adjusted)."""
     affine = image.affine.copy()

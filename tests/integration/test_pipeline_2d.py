@@ -102,7 +102,7 @@ def test_a_2d_run_exports_to_onnx_and_predicts_the_same(run2d, tmp_path) -> None
     patch = meta["plan"]["patch_size"]
     assert len(patch) == 2 and meta["input"]["shape"] == ["batch", 1, *patch] and meta["plan"]["spatial_dims"] == 2
     image = read_nifti(run2d["test"])
-    predictors = [Predictor(run2d["run"]), Predictor(run2d["run"], backend="onnx")]
+    predictors = [Predictor(run2d["run"], precision="float32"), Predictor(run2d["run"], backend="onnx")]
     labels = [np.asarray(p.predict_image(image).array) for p in predictors]  # with the tuned post-processing
     for p in predictors:  # the network's probabilities: post-processing keeps or drops whole regions,
         p.keep_largest, p.min_component_mm3, p.min_contact, p.min_confidence = False, {}, {}, {}  # so 1e-6 can flip one

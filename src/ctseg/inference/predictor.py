@@ -38,7 +38,7 @@ from ..preprocessing import (
     tiles_on_body,
     volume_grid,
 )
-from .backends import network_backend
+from .backends import network_backend, resolve_precision
 from .polarity import add_mirrored_lesions, polarity_rule
 from .postprocess import apply_postprocessing, remove_subgrid_regions
 from .prefetch import prefetched
@@ -82,7 +82,7 @@ class PredictionRecord:
 class Predictor:
     """Loads a run folder once; ``predict_image`` maps a CT :class:`Image` to a :class:`LabelMap`."""
 
-    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch", tile_grid: str | None = None, polarity: bool | None = None) -> None:
+    def __init__(self, run_dir: str | Path, *, device: str = "cpu", step: float | None = None, tta: bool | None = None, checkpoint: str | None = None, backend: str = "torch", tile_grid: str | None = None, polarity: bool | None = None, precision: str | None = None) -> None:
         run = Path(run_dir)
         if not run.is_dir():
             raise RunFolderError(f"{run}: run folder not found; give the folder written by `ctseg train -o`")
@@ -99,7 +99,8 @@ class Predictor:
             weights = run / "model_best.pt"
         self.device = torch.device(device)
         self.model, self.spec = load_model(weights, self.device)
-        self.network = network_backend(self.model, self.plan.patch_size, backend, self.device)  # what the sliding window calls
+        self.precision = resolve_precision(cfg.predict.precision if precision is None else precision, self.device, backend)
+        self.network = network_backend(self.model, self.plan.patch_size, backend, self.device, self.precision)  # what the sliding window calls
         self.step = cfg.predict.step if step is None else step
         if not 0 < self.step <= 1:
             raise InputError(f"step must be in (0, 1], got {self.step}")
@@ -124,7 +125,7 @@ class Predictor:
             locator = run / LOCATOR_DIR
             if not (locator / "plan.json").is_file():
                 raise RunFolderError(f"{run}: this cascade run has no {LOCATOR_DIR}/ run folder; train it again")
-            self.locator = Predictor(locator, device=device, step=step, tta=False, backend=backend, tile_grid=tile_grid)
+            self.locator = Predictor(locator, device=device, step=step, tta=False, backend=backend, tile_grid=tile_grid, precision=self.precision)
 
     def probabilities(self, image: Image, progress: bool = False) -> tuple[np.ndarray, CaseGeometry]:
         """Class probabilities on the preprocessed grid and the geometry to undo it."""
@@ -235,6 +236,7 @@ def predict(
     overwrite: bool = False,
     tile_grid: str | None = None,
     polarity: bool | None = None,
+    precision: str | None = None,
 ) -> list[PredictionRecord]:
     """Predict one NIfTI file, every NIfTI file in a folder, or one DICOM series folder (``series``
     picks one of several); outputs are uint8 label NIfTI files on each input's exact grid (same
@@ -244,6 +246,8 @@ def predict(
     ``tile_grid`` ("spread" or "monai"; default: the run's ``predict.tile_grid``) places the tiles,
     see :mod:`ctseg.inference.sliding_window`. ``polarity`` (default: the run's
     ``predict.polarity_tta``) adds the second, contrast-mirrored pass of :mod:`ctseg.inference.polarity`.
+    ``precision`` ("auto", "float32" or "bfloat16"; default: the run's ``predict.precision``) is the
+    network's arithmetic, see :func:`~ctseg.inference.backends.resolve_precision`.
 
     A folder of images is a cohort: cases whose output already exists and reads completely are
     skipped (``overwrite`` redoes them), a case that fails is recorded and the others go on, and
@@ -252,7 +256,7 @@ def predict(
     """
     pairs = _plan_outputs(Path(input_path), Path(output), output_format)
     cohort = Path(input_path).is_dir() and not is_dicom_series_input(Path(input_path))
-    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend, tile_grid=tile_grid, polarity=polarity)
+    predictor = Predictor(run_dir, device=device, step=step, tta=tta, checkpoint=checkpoint, backend=backend, tile_grid=tile_grid, polarity=polarity, precision=precision)
     records: list[PredictionRecord] = []
     if cohort and not overwrite:
         done = [(s, d) for s, d in pairs if output_is_valid(d, output_format, _nifti_shape(s))]

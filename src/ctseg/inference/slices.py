@@ -76,7 +76,7 @@ def slice_probabilities(
     for i in tqdm(range(0, len(items), batch_size), desc="slices", unit="batch", leave=False, disable=not progress):
         chunk = items[i : i + batch_size]
         x = torch.stack([x_all[z, :, sx : sx + patch[0], sy : sy + patch[1]] for z, (sx, sy) in chunk]).to(device)
-        out = mirrored_softmax(model, x, mirrors, device) * weight
+        out = mirrored_softmax(model, x, mirrors) * weight
         for j, (z, (sx, sy)) in enumerate(chunk):
             probs[z, :, sx : sx + patch[0], sy : sy + patch[1]] += out[j]
     probs /= norm

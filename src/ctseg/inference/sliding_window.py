@@ -140,16 +140,15 @@ def mirror_sets(tta: bool | Sequence[int], spatial_dims: int = 3) -> list[tuple[
     return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
 
 
-def mirrored_softmax(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mirrors: Sequence[tuple[int, ...]], device: torch.device) -> torch.Tensor:
+def mirrored_softmax(model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mirrors: Sequence[tuple[int, ...]]) -> torch.Tensor:
     """Softmax of ``model`` on a (B, 1, *patch) batch averaged over the flip sets ``mirrors`` (spatial
-    axes; see :func:`mirror_sets`), each flipped back: (B, C, *patch) float32. bfloat16 autocast on CUDA."""
+    axes; see :func:`mirror_sets`), each flipped back: (B, C, *patch) float32. The network runs as
+    given: its precision and layout are :func:`~ctseg.inference.backends.network_backend`'s."""
 
     def one(axes: tuple[int, ...]) -> torch.Tensor:
         dims = [a + 2 for a in axes]
         xi = torch.flip(x, dims) if dims else x
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = forward(model, xi)
-        p = torch.softmax(logits.float(), dim=1)
+        p = torch.softmax(forward(model, xi).float(), dim=1)
         return torch.flip(p, dims) if dims else p
 
     total = one(mirrors[0])
@@ -213,7 +212,7 @@ def sliding_window(
         batch_starts = starts[i : i + batch_size]
         slices = [tuple(slice(s, s + p) for s, p in zip(st, patch)) for st in batch_starts]
         x = torch.stack([x_all[(slice(None), *sl)] for sl in slices]).to(device)
-        out = mirrored_softmax(model, x, mirrors, device)
+        out = mirrored_softmax(model, x, mirrors)
         for j, sl in enumerate(slices):
             probs[(slice(None), *sl)] += out[j] * weight
             norm[sl] += weight

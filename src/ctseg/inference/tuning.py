@@ -29,6 +29,7 @@ from .._fileio import read_json, write_json
 from ..config import read_run_config
 from ..models.persist import load_model
 from ..preprocessing import Plan, load_preprocessed
+from .backends import network_backend
 from .polarity import add_mirrored_lesions, polarity_rule
 from .postprocess import apply_postprocessing
 from .slices import volume_probabilities
@@ -84,6 +85,7 @@ def determine_postprocessing(
     cases = [c for c in split["val"] if c not in set(split["train"])]
     weights = run / "model_final.pt"
     model, _ = load_model(weights if weights.is_file() else run / "model_best.pt", torch.device(device))
+    network = network_backend(model, plan.patch_size, "torch", device, cfg.predict.precision)  # as predict runs it
     labels = [k for k in sorted(plan.labels) if k > 0]
     polarity = polarity_rule(cfg, plan, run, strict=False) if cfg.predict.polarity_tta else None  # as predict will run
     predictions = []  # (probabilities after keep_largest, spacing, reference) per case
@@ -91,7 +93,7 @@ def determine_postprocessing(
         case = load_preprocessed(run / "preprocessed", case_id, mmap=False)
 
         def window(volume: np.ndarray) -> np.ndarray:
-            return volume_probabilities(volume, model, plan, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
+            return volume_probabilities(volume, network, plan, step=cfg.predict.step, batch_size=cfg.predict.batch_size, device=device)
 
         probs = window(case["image"])
         spacing = plan.spacing if plan.spatial_dims == 3 else case["geometry"].resampled_spacing  # 2D: the case's own grid

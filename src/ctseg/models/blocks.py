@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._norm_act import instance_norm_leaky_relu
+from ._norm_act import group_norm, instance_norm_leaky_relu
 
 __all__ = [
     "IntOrSeq",
@@ -95,6 +95,9 @@ class InstanceNorm(nn.GroupNorm):
 
     def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__(num_features, num_features, eps=eps, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)  # bfloat16 on the CPU via float32
 
 
 class InstanceNormLeakyReLU(InstanceNorm):
