@@ -63,7 +63,7 @@ from ctseg._resources import cpu_has_bf16_dot
 from ctseg.cli import main as ctseg_main
 from ctseg.inference import Predictor
 from ctseg.inference.export import cpu_threads
-from ctseg.inference.postprocess import apply_postprocessing
+from ctseg.inference.postprocess import apply_postprocessing, remove_subgrid_regions
 from ctseg.inference.sliding_window import tile_starts
 from ctseg.io import Image, LabelMap, write_nifti
 from ctseg.io.reader import read_image
@@ -161,8 +161,9 @@ def _predict_with(predictor: Predictor, window: Callable[[np.ndarray], np.ndarra
     """The Predictor's pipeline with another sliding window in place of ctseg's, on the whole
     preprocessed volume (``whole``) or on ctseg's crop to the body."""
     array, geometry = _whole_volume(image, predictor.plan) if whole else preprocess_image(image, predictor.plan)
-    probs = apply_postprocessing(window(array), predictor.plan.spacing, keep_largest=predictor.keep_largest, min_component_mm3=predictor.min_component_mm3)
-    return restore_labels(probs, geometry)
+    # the run's post-processing, as ctseg's rows apply it (so that the agreement column compares windows and networks)
+    probs = apply_postprocessing(window(array), predictor.plan.spacing, keep_largest=predictor.keep_largest, min_component_mm3=predictor.min_component_mm3, min_contact=predictor.min_contact, min_confidence=predictor.min_confidence)
+    return remove_subgrid_regions(restore_labels(probs, geometry), predictor.subgrid_voxels(image, geometry))
 
 
 def _dice_per_label(a: np.ndarray, b: np.ndarray, labels: dict[int, str]) -> str:

@@ -98,3 +98,24 @@ def test_bf16_network_agrees_with_float32() -> None:
     p16 = sliding_window(volume, bf16, (16, 16, 16), 3)
     assert np.abs(p32 - p16).max() < 0.05
     assert (p32.argmax(0) == p16.argmax(0)).mean() > 0.99
+
+
+def test_first_and_last_convolutions_stay_float32_under_bfloat16() -> None:
+    torch.manual_seed(0)
+    model = UNet(3, 1, 3, features=(4, 8, 16), strides=[1, 2, 2]).eval()
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    dtypes: dict[int, torch.dtype] = {}
+    for i, conv in enumerate(convs):
+        conv.register_forward_hook(lambda _m, _a, out, i=i: dtypes.__setitem__(i, out.dtype))
+    net = network_backend(model, (16, 16, 16), precision="bfloat16")
+    x = torch.randn(2, 1, 16, 16, 16)
+    with torch.inference_mode():
+        net(x)
+    ran = sorted(dtypes)  # in eval mode only the full-resolution head of the deep-supervision heads runs
+    assert dtypes[0] == torch.float32 and dtypes[len(convs) - 1] == torch.float32
+    assert all(dtypes[i] == torch.bfloat16 for i in ran[1:-1]) and len(ran) > 3
+    assert not torch.is_autocast_enabled("cpu")  # the hooks leave autocast as they found it
+    dtypes.clear()
+    with torch.inference_mode():
+        network_backend(model, (16, 16, 16), precision="float32")(x)  # the hooks do nothing without autocast
+    assert set(dtypes.values()) == {torch.float32}

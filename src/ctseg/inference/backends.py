@@ -12,7 +12,7 @@ from .._resources import cpu_has_bf16_dot
 from ..errors import InputError
 from ..models.runtime import as_logits
 
-__all__ = ["BACKENDS", "PRECISIONS", "network_backend", "resolve_precision"]
+__all__ = ["BACKENDS", "PRECISIONS", "keep_float32", "network_backend", "resolve_precision"]
 
 #: Names accepted by ``ctseg predict --backend``.
 BACKENDS = ("torch", "onnx")
@@ -42,6 +42,36 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu", backen
     if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_dot()):
         return "bfloat16"
     return "float32"
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def keep_float32(module: nn.Module) -> nn.Module:
+    """Hooks that run ``module`` in float32 when it is called under autocast (its tensor inputs cast
+    to float32, autocast off inside it, on again after); called without autocast it runs as before.
+    Returns ``module`` (hooked in place, once: a second call adds nothing)."""
+    if getattr(module, "_ctseg_float32", False):
+        return module
+    entered: list[torch.autocast] = []
+
+    def before(_: nn.Module, args: tuple) -> tuple | None:
+        device = next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
+        if not torch.is_autocast_enabled(device):
+            return None
+        off = torch.autocast(device, enabled=False)
+        off.__enter__()
+        entered.append(off)
+        return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+    def after(_: nn.Module, args: tuple, output: object) -> None:
+        if entered:
+            entered.pop().__exit__(None, None, None)
+
+    module.register_forward_pre_hook(before)
+    module.register_forward_hook(after)
+    module._ctseg_float32 = True  # type: ignore[assignment]
+    return module
 
 
 def network_backend(
@@ -82,7 +112,9 @@ class _TorchNetwork(nn.Module):
       tiles of 40x48x48 with the demo's 3D network on 2 cores (outputs within 2e-3); 2.0 s instead
       of 3.7 s for 4 slices of 128x128 with the 5-level 2D U-Net (64-1024).
     - ``bfloat16``: autocast (convolutions in bfloat16, accumulated in float32; the norms in float32,
-      :func:`~ctseg.models._norm_act.group_norm`); logits come back as float32.
+      :func:`~ctseg.models._norm_act.group_norm`), except the first and the last convolution, which
+      run in float32 (:func:`keep_float32`): the CT's intensities and the logits are not rounded
+      to bfloat16's 8 bits. Logits come back as float32.
 
     A probability head's output comes back as logits (:func:`~ctseg.models.runtime.as_logits`)."""
 
@@ -91,6 +123,10 @@ class _TorchNetwork(nn.Module):
         self.memory_format = memory_format
         self.bfloat16 = bool(bfloat16)
         self.model = model if memory_format is None else model.to(memory_format=memory_format)
+        if self.bfloat16:
+            convs = [m for m in self.model.modules() if isinstance(m, _CONVS)]
+            for conv in {id(c): c for c in convs[:1] + convs[-1:]}.values():
+                keep_float32(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.memory_format is not None:
