@@ -13,7 +13,8 @@ def test_demo_reaches_its_accuracy_targets(tmp_path) -> None:
     labels = summary["metrics"]["labels"]
     assert labels["liver"]["dice"]["mean"] >= 0.85
     assert summary["times"]["total_s"] <= 15 * 60
-    # issue 2's tumour target (>= 0.60) is reported, not asserted: eight runs gave 0.653, 0.650,
-    # 0.533, 0.635, 0.664, 0.614, then with weight averaging 0.666 and 0.647 (one 1.6 mL tumour
-    # found or missed moves the 6-case mean by 0.1; README)
+    # issue 2's tumour target: with weight averaging (the cpu preset now) 0.666 and 0.647 on the
+    # AVX2 machine, 0.754 and 0.768 on the faster AVX-512 one; before it one run in six missed
+    # (0.533: one 1.6 mL tumour found or missed moves the 6-case mean by 0.1; README)
     assert labels["tumour"]["dice"]["n"] >= 1
+    assert labels["tumour"]["dice"]["mean"] >= 0.60
