@@ -85,7 +85,9 @@ def network_backend(
     Raises:
         InputError: an unknown backend or precision, "onnx" on a non-CPU device, or onnx/onnxruntime missing.
     """
-    precision = resolve_precision(precision, device, backend if backend in BACKENDS else "torch")
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    precision = resolve_precision(precision, device, backend)
     if backend == "torch":
         layout = None
         if torch.device(device).type == "cpu":
@@ -96,8 +98,6 @@ def network_backend(
         if layout is None and precision == "float32":
             return model
         return _TorchNetwork(model, layout, precision == "bfloat16")
-    if backend != "onnx":
-        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if torch.device(device).type != "cpu":
         raise InputError(f"the onnx backend runs on the CPU only, got device {device!s}; use --backend torch for {device!s}")
     from .export import OnnxNetwork, onnx_bytes
