@@ -31,6 +31,7 @@ def test_a_bad_case_is_logged_and_the_others_are_predicted(tiny_data, tiny_run, 
     assert sorted(r["case"] for r in log["done"]) == sorted(p.name[:-7] for p in good)
     assert [r["case"] for r in log["failed"]] == ["broken_case"] and "broken_case" in log["failed"][0]["error"]
     assert log["skipped"] == [] and all(r["seconds"] > 0 for r in log["done"])
+    assert log["network"]["device"] == "cpu" and log["network"]["precision"] in ("float32", "bfloat16")
     assert not (out / "broken_case.nii.gz").exists()
     for p in good:
         assert output_is_valid(out / p.name, "nifti")

@@ -282,7 +282,7 @@ def predict(
             continue
         records.append(PredictionRecord(case_id_from_path(src), src, dst, time.perf_counter() - start))
     if cohort:
-        _write_log(Path(output) / LOG_FILE, records, run_dir, time.perf_counter() - started)
+        _write_log(Path(output) / LOG_FILE, records, run_dir, time.perf_counter() - started, predictor)
     return records
 
 
@@ -301,7 +301,7 @@ def _nifti_shape(path: Path) -> tuple[int, ...] | None:
         return None
 
 
-def _write_log(path: Path, records: list[PredictionRecord], run_dir: str | Path, seconds: float) -> None:
+def _write_log(path: Path, records: list[PredictionRecord], run_dir: str | Path, seconds: float, predictor: Predictor) -> None:
     def row(r: PredictionRecord) -> dict:
         out = {"case": r.case_id, "input": str(r.input), "output": str(r.output), "seconds": round(r.seconds, 2)}
         return {**out, "error": r.error} if r.status == "failed" else out
@@ -309,5 +309,7 @@ def _write_log(path: Path, records: list[PredictionRecord], run_dir: str | Path,
     write_json(path, {
         "run": str(Path(run_dir).resolve()),
         "seconds": round(seconds, 2),
+        # how the network ran: what "auto" chose decides the speed and, by rounding, a few boundary voxels
+        "network": {"device": str(predictor.device), "precision": predictor.precision, "tile_grid": predictor.tile_grid},
         **{status: [row(r) for r in records if r.status == status] for status in ("done", "skipped", "failed")},
     })
