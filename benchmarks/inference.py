@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from ctseg._fileio import read_json
-from ctseg._resources import cpu_has_bf16_dot
+from ctseg._resources import cpu_flags, cpu_has_bf16_dot
 from ctseg.cli import main as ctseg_main
 from ctseg.inference import Predictor
 from ctseg.inference.export import cpu_threads
@@ -181,17 +181,13 @@ def _dice_per_label(a: np.ndarray, b: np.ndarray, labels: dict[int, str]) -> str
 
 def _cpu_peak_parts() -> tuple[float, int]:
     """(clock in GHz from BogoMIPS / 2, float32 FLOP per cycle and core: 64 with AVX-512, else 32)."""
-    ghz, flags = 2.45, ""
+    ghz = 2.45
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("bogomips") and ghz == 2.45:
-                    ghz = float(line.split(":")[1]) / 2000
-                elif line.startswith("flags") and not flags:
-                    flags = line
-    except (OSError, ValueError):
+            ghz = next(float(line.split(":")[1]) / 2000 for line in f if line.startswith("bogomips"))
+    except (OSError, ValueError, StopIteration):
         pass
-    return ghz, 64 if "avx512f" in flags.split() else 32
+    return ghz, 64 if "avx512f" in cpu_flags() else 32
 
 
 def _tile_gflop(model: torch.nn.Module, patch: tuple[int, ...]) -> float:

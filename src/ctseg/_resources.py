@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["cpu_threads", "cpu_has_bf16_dot", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
+__all__ = ["cpu_threads", "cpu_flags", "cpu_has_bf16_dot", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
 
 _GIB = 2**30
 
@@ -27,18 +27,23 @@ def cpu_threads() -> int:
 BF16_DOT_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def cpu_has_bf16_dot(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool:
-    """Whether the CPU multiplies bfloat16 in hardware (a flag of :data:`BF16_DOT_FLAGS`), which is
-    where oneDNN's bfloat16 convolutions beat float32; False where the flags cannot be read (other
-    systems: bfloat16 stays opt-in there)."""
+def cpu_flags(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> frozenset[str]:
+    """The instruction-set flags of the first CPU in ``cpuinfo`` (Linux); empty where they cannot be read."""
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return not BF16_DOT_FLAGS.isdisjoint(line.split(":", 1)[-1].split())
+                    return frozenset(line.split(":", 1)[-1].split())
     except OSError:
-        return False
-    return False
+        pass
+    return frozenset()
+
+
+def cpu_has_bf16_dot(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (a flag of :data:`BF16_DOT_FLAGS`), which is
+    where oneDNN's bfloat16 convolutions beat float32; False where the flags cannot be read (other
+    systems: bfloat16 stays opt-in there)."""
+    return not BF16_DOT_FLAGS.isdisjoint(cpu_flags(cpuinfo))
 
 
 def available_memory_bytes() -> int | None:
