@@ -27,9 +27,15 @@ Columns: end to end (read the input -> written label NIfTI) and network-only wal
 RSS of the process during the run (sampled every 5 ms), Dice agreement with the reference's label
 map per foreground label (both empty counts 1; in brackets the reference's voxels of the label),
 tiles, and achieved GFLOP/s of the network (FLOPs of one tile from ``torch.utils.flop_counter`` x
-tiles / network seconds) against the CPU's float32 peak (cores x clock x FLOP per cycle: 64 with
-AVX-512, two 512-bit FMA pipes; 32 with AVX2, two 256-bit ones; state them with ``--ghz`` and
-``--flop-per-cycle``; a bfloat16 row can pass 100 %: its dot products do twice the float32 rate).
+tiles / network seconds) against a reference rate. The reference is measured: the best float32
+rate of dense 3x3x3 convolutions (32 and 64 channels in and out, channels-last, a batch of the
+predictor's size on the patch halved and quartered; 2D plans: 3x3) in this process, i.e. what
+oneDNN attains on this CPU. A clock-based peak (BogoMIPS, the base clock) understated it by half
+on a CPU that boosts (2026-12-07: 332 GFLOP/s estimated, 600 measured). ``--ghz`` and
+``--flop-per-cycle`` give a theoretical peak (cores x clock x float32 FLOP per cycle: 64 with
+AVX-512's two 512-bit FMA pipes, 32 with AVX2's two 256-bit ones) to use instead. A bfloat16 row
+can pass 100 %: its dot products run at twice the float32 rate (the bfloat16 rate of the same
+convolutions is printed too).
 ctseg's rows run the network in its default precision ("auto": bfloat16 autocast where the CPU
 multiplies bfloat16 in hardware, float32 elsewhere) and, in the rows marked float32, in float32. The network is the ``cpu`` preset's plan on
 synthetic data, trained for a few iterations (``--run`` reuses a run folder instead); the
@@ -179,15 +185,39 @@ def _dice_per_label(a: np.ndarray, b: np.ndarray, labels: dict[int, str]) -> str
     return ", ".join(scores)
 
 
-def _cpu_peak_parts() -> tuple[float, int]:
-    """(clock in GHz from BogoMIPS / 2, float32 FLOP per cycle and core: 64 with AVX-512, else 32)."""
-    ghz = 2.45
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            ghz = next(float(line.split(":")[1]) / 2000 for line in f if line.startswith("bogomips"))
-    except (OSError, ValueError, StopIteration):
-        pass
-    return ghz, 64 if "avx512f" in cpu_flags() else 32
+def _theoretical_peak(ghz: float | None, per_cycle: int | None) -> float:
+    """Cores x clock x float32 FLOP per cycle, in GFLOP/s; the clock defaults to BogoMIPS / 2 (the
+    base clock), FLOP per cycle to 64 with AVX-512, else 32."""
+    if ghz is None:
+        ghz = 2.45
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                ghz = next(float(line.split(":")[1]) / 2000 for line in f if line.startswith("bogomips"))
+        except (OSError, ValueError, StopIteration):
+            pass
+    return cpu_threads() * ghz * (per_cycle or (64 if "avx512f" in cpu_flags() else 32))
+
+
+def _dense_conv_rate(patch: tuple[int, ...], batch: int, dtype: torch.dtype = torch.float32) -> float:
+    """The best GFLOP/s of dense 3x3x3 (2D: 3x3) convolutions, 32 and 64 channels in and out, in the
+    channels-last layout, on a batch of ``batch`` blocks of ``patch`` halved and quartered: what
+    oneDNN attains on this CPU, the reference of the GFLOP/s column."""
+    conv = torch.nn.functional.conv3d if len(patch) == 3 else torch.nn.functional.conv2d
+    layout = torch.channels_last_3d if len(patch) == 3 else torch.channels_last
+    best = 0.0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        for channels, shrink in ((32, 2), (64, 2), (64, 4)):
+            size = tuple(max(4, p // shrink) for p in patch)
+            x = torch.randn((batch, channels, *size)).contiguous(memory_format=layout)
+            w = torch.randn((channels, channels, *(3,) * len(patch))).contiguous(memory_format=layout)
+            flop = 2.0 * channels * channels * 3 ** len(patch) * batch * float(np.prod(size))
+            for _ in range(3):
+                conv(x, w, padding=1)
+            for _ in range(5):
+                start = time.perf_counter()
+                conv(x, w, padding=1)
+                best = max(best, flop / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def _tile_gflop(model: torch.nn.Module, patch: tuple[int, ...]) -> float:
@@ -312,8 +342,8 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="existing run folder (default: train a tiny cpu-preset run)")
     parser.add_argument("--cases", default="synthetic,dicom,nifti", help="comma-separated: synthetic, dicom, nifti (default all)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated rows (default all; the MONAI reference always runs): {', '.join(CONTENDERS)}")
-    parser.add_argument("--ghz", type=float, default=None, help="CPU clock for the peak estimate (default: BogoMIPS/2)")
-    parser.add_argument("--flop-per-cycle", type=int, default=None, help="float32 FLOP per cycle and core for the peak estimate (default: 64 with AVX-512, else 32)")
+    parser.add_argument("--ghz", type=float, default=None, help="CPU clock of a theoretical float32 peak to rate the network against instead of the measured dense-convolution rate (default clock with --flop-per-cycle: BogoMIPS/2)")
+    parser.add_argument("--flop-per-cycle", type=int, default=None, help="float32 FLOP per cycle and core of that theoretical peak (default with --ghz: 64 with AVX-512, else 32)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender and case, in rounds; the table gives median times (default 1)")
     args = parser.parse_args()
     if args.repeat < 1:
@@ -336,14 +366,18 @@ def main() -> None:
         base = predictors[("torch", "spread", "float32")]
         plan = base.plan
         gflop = _tile_gflop(base.model, plan.patch_size)
-        ghz, per_cycle = _cpu_peak_parts()
-        peak = cpu_threads() * (args.ghz or ghz) * (args.flop_per_cycle or per_cycle)
+        dense = _dense_conv_rate(plan.patch_size, base.batch_size)
+        dense_bf16 = _dense_conv_rate(plan.patch_size, base.batch_size, torch.bfloat16) if cpu_has_bf16_dot() else None
+        theoretical = args.ghz is not None or args.flop_per_cycle is not None
+        peak = _theoretical_peak(args.ghz, args.flop_per_cycle) if theoretical else dense
         task = _run_task(run)
         print(f"machine: {platform.processor() or platform.machine()}, {cpu_threads()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
         print(f"runs per contender and case: {args.repeat} (median times)")
-        print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile, batch {base.batch_size}; CPU float32 peak {peak:.0f} GFLOP/s; task {task}")
+        print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile, batch {base.batch_size}; task {task}")
+        bf16_rate = "" if dense_bf16 is None else f", bfloat16 {dense_bf16:.0f}"
+        print(f"dense convolutions here: float32 {dense:.0f} GFLOP/s{bf16_rate}; the GFLOP/s column is a % of " + (f"the theoretical float32 peak {peak:.0f} GFLOP/s" if theoretical else "the float32 rate"))
         print(f"ctseg's default precision here: {Predictor(run, polarity=False).precision} (bfloat16 instructions: {'yes' if cpu_has_bf16_dot() else 'no'})")
-        print("| case | contender | end to end s | network s | peak RSS GiB | Dice vs MONAI per label (MONAI's voxels) | tiles | GFLOP/s (of peak) |")
+        print(f"| case | contender | end to end s | network s | peak RSS GiB | Dice vs MONAI per label (MONAI's voxels) | tiles | GFLOP/s (of {'peak' if theoretical else 'dense conv'}) |")
         print("|---|---|---|---|---|---|---|---|")
         for label, path in _cases(root, args.cases.split(","), task):
             for row in run_case(label, path, predictors, keys, root, gflop, peak, args.repeat):
