@@ -31,7 +31,7 @@ tiles / network seconds) against a reference rate. The reference is measured: th
 rate of dense 3x3x3 convolutions (32 and 64 channels in and out, channels-last, a batch of the
 predictor's size on the patch halved and quartered; 2D plans: 3x3) in this process, i.e. what
 oneDNN attains on this CPU. A clock-based peak (BogoMIPS, the base clock) understated it by half
-on a CPU that boosts (2026-12-07: 332 GFLOP/s estimated, 600 measured). ``--ghz`` and
+on a CPU that boosts (2026-12-07: 332 GFLOP/s estimated, 605 measured). ``--ghz`` and
 ``--flop-per-cycle`` give a theoretical peak (cores x clock x float32 FLOP per cycle: 64 with
 AVX-512's two 512-bit FMA pipes, 32 with AVX2's two 256-bit ones) to use instead. A bfloat16 row
 can pass 100 %: its dot products run at twice the float32 rate (the bfloat16 rate of the same
