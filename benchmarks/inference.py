@@ -42,7 +42,9 @@ synthetic data, trained for a few iterations (``--run`` reuses a run folder inst
 synthetic 512x512x100 case (0.78 x 0.78 x 2.5 mm) is of the run's task (liver or pancreas, from
 its labels). ``--cases`` and ``--contenders`` pick a subset (e.g. ``--cases dicom`` for a quick
 check). ``--repeat N`` runs every contender N times in rounds and reports median times (on a
-shared VM single runs have differed by 30 %). Run it niced, on a quiet machine::
+shared VM single runs have differed by 30 %). All rows run with the allocator setting the ``ctseg``
+command makes at start (:func:`ctseg._resources.tune_malloc`; ``--default-malloc`` leaves glibc's
+own). Run it niced, on a quiet machine::
 
     nice .venv/bin/python benchmarks/inference.py --run RUN --repeat 3
 """
@@ -65,7 +67,7 @@ import numpy as np
 import torch
 
 from ctseg._fileio import read_json
-from ctseg._resources import cpu_flags, cpu_has_bf16_dot
+from ctseg._resources import cpu_flags, cpu_has_bf16_dot, tune_malloc
 from ctseg.cli import main as ctseg_main
 from ctseg.inference import Predictor
 from ctseg.inference.export import cpu_threads
@@ -344,6 +346,7 @@ def main() -> None:
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated rows (default all; the MONAI reference always runs): {', '.join(CONTENDERS)}")
     parser.add_argument("--ghz", type=float, default=None, help="CPU clock of a theoretical float32 peak to rate the network against instead of the measured dense-convolution rate (default clock with --flop-per-cycle: BogoMIPS/2)")
     parser.add_argument("--flop-per-cycle", type=int, default=None, help="float32 FLOP per cycle and core of that theoretical peak (default with --ghz: 64 with AVX-512, else 32)")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator as it is (default: ctseg.tune_malloc, as the ctseg command sets it; it applies to every row)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender and case, in rounds; the table gives median times (default 1)")
     args = parser.parse_args()
     if args.repeat < 1:
@@ -353,6 +356,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown contenders {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
     torch.set_num_threads(cpu_threads())
+    # as the ctseg command does at start; every row (MONAI's too) runs in the same process, so
+    # every row gets it: --default-malloc shows glibc's own behaviour instead
+    tuned = False if args.default_malloc else tune_malloc()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = Path(args.run) if args.run else _make_run(root)
@@ -372,7 +378,7 @@ def main() -> None:
         peak = _theoretical_peak(args.ghz, args.flop_per_cycle) if theoretical else dense
         task = _run_task(run)
         print(f"machine: {platform.processor() or platform.machine()}, {cpu_threads()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
-        print(f"runs per contender and case: {args.repeat} (median times)")
+        print(f"runs per contender and case: {args.repeat} (median times); allocator: {'ctseg.tune_malloc (as the ctseg command)' if tuned else 'glibc as it is'}")
         print(f"network: {base.spec['name']} {plan.network.get('features')}, patch {plan.patch_size}, spacing {plan.spacing} mm, {gflop:.2f} GFLOP per tile, batch {base.batch_size}; task {task}")
         bf16_rate = "" if dense_bf16 is None else f", bfloat16 {dense_bf16:.0f}"
         print(f"dense convolutions here: float32 {dense:.0f} GFLOP/s{bf16_rate}; the GFLOP/s column is a % of " + (f"the theoretical float32 peak {peak:.0f} GFLOP/s" if theoretical else "the float32 rate"))

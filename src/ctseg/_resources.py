@@ -3,13 +3,15 @@ setting to change instead of being killed by the operating system halfway."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["cpu_threads", "cpu_flags", "cpu_has_bf16_dot", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
+__all__ = ["cpu_threads", "cpu_flags", "cpu_has_bf16_dot", "tune_malloc", "available_memory_bytes", "free_disk_bytes", "check_memory", "check_disk"]
 
 _GIB = 2**30
 
@@ -44,6 +46,51 @@ def cpu_has_bf16_dot(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool:
     where oneDNN's bfloat16 convolutions beat float32; False where the flags cannot be read (other
     systems: bfloat16 stays opt-in there)."""
     return not BF16_DOT_FLAGS.isdisjoint(cpu_flags(cpuinfo))
+
+
+#: glibc ``mallopt`` parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Environment variables by which a user has already chosen the allocator's behaviour
+_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+_OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+
+
+def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
+    """Keep freed memory for reuse instead of handing it back to the OS after every step (glibc).
+
+    Each network call allocates its activations afresh (tens of MB for a batch of tiles). glibc
+    serves such blocks by ``mmap`` until the first frees raise its adaptive threshold, and it trims
+    the heap's free top past twice that threshold, so the next call takes fresh pages again and
+    the kernel zeroes them: page faults at every layer. This fixes the ``mmap`` threshold at
+    ``mmap_threshold`` (32 MiB, the ceiling of glibc's own adaptive one, so no larger block moves
+    onto the heap) and lets up to ``trim_threshold`` of free heap stay mapped. Measured with
+    ``ctseg predict`` on example_ct.nii.gz (2 cores, float32): 5.5-5.8 s instead of 6.8-7.1 s for
+    the whole command, the tiles at 19 instead of 14 batches a second, peak RSS 0.50-0.52 instead of
+    0.49 GB (README, "Prediction speed").
+
+    Changes nothing, and returns False, where the C library is not glibc, where the user already
+    chose (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``,
+    ``GLIBC_TUNABLES``, or jemalloc / tcmalloc / mimalloc in ``LD_PRELOAD``), or where
+    ``CTSEG_MALLOC=default``. The ``ctseg`` command calls it at start; a Python program may too.
+    Returns True when both settings took.
+    """
+    if os.environ.get("CTSEG_MALLOC", "").strip().lower() in ("default", "off", "0", "no"):
+        return False
+    if any(name in os.environ for name in _MALLOC_ENV):
+        return False
+    preload = os.environ.get("LD_PRELOAD", "").lower()
+    if any(name in preload for name in _OTHER_ALLOCATORS) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
+        if not hasattr(libc, "gnu_get_libc_version"):  # only glibc has it (musl's mallopt does nothing)
+            return False
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    limit = 2**31 - 1
+    return bool(mallopt(_M_MMAP_THRESHOLD, min(int(mmap_threshold), limit))) and bool(mallopt(_M_TRIM_THRESHOLD, min(int(trim_threshold), limit)))
 
 
 def available_memory_bytes() -> int | None:

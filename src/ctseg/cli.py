@@ -332,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ._resources import tune_malloc
     from .errors import CtsegError
+
+    tune_malloc()  # this process is ctseg's: keep freed activations mapped (see tune_malloc)
 
     try:
         code = args.func(args)
