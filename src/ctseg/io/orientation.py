@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from nibabel import orientations as ornt
 
+from ._copy import c_contiguous
 from .image import Image
 
 __all__ = ["reorient", "Reorientation"]
@@ -50,7 +51,7 @@ class Reorientation:
 def _apply(array: np.ndarray, transform: np.ndarray) -> np.ndarray:
     lead = array.ndim - 3
     if lead == 0:
-        return np.ascontiguousarray(ornt.apply_orientation(array, transform))
+        return c_contiguous(ornt.apply_orientation(array, transform))
     moved = np.moveaxis(array, tuple(range(lead)), tuple(range(-lead, 0)))
     out = ornt.apply_orientation(moved, transform)
     return np.ascontiguousarray(np.moveaxis(out, tuple(range(-lead, 0)), tuple(range(lead))))

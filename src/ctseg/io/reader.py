@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ._copy import c_contiguous
 from .image import Image, LabelMap, spacing_from_affine
 from .nifti import load_nifti
 
@@ -205,7 +206,7 @@ def _itk_load(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     comps = img.GetNumberOfComponentsPerPixel()
     spatial = array.ndim - (1 if comps > 1 else 0)
     order = tuple(reversed(range(spatial))) + ((spatial,) if comps > 1 else ())
-    array = np.ascontiguousarray(array.transpose(order))
+    array = c_contiguous(array.transpose(order))
     affine = _itk_affine(img.GetSpacing(), img.GetOrigin(), img.GetDirection(), img.GetDimension())
     return array, affine, header.meta
 
