@@ -60,6 +60,19 @@ def test_body_bbox_ignores_small_bright_specks() -> None:
     assert box == (slice(5, 25), slice(8, 22), slice(0, 10))
 
 
+def test_body_bbox_keeps_the_largest_component_wherever_it_lies() -> None:
+    ct = np.full((40, 30, 10), -1000.0)
+    ct[0:6, :, :] = 100.0  # a table slab: labelled first, 1800 voxels
+    ct[12:38, 5:25, 1:9] = 40.0  # the body: 4160 voxels
+    assert body_bbox(ct, margin=0) == (slice(12, 38), slice(5, 25), slice(1, 9))
+    assert body_bbox(ct, margin=3) == (slice(9, 40), slice(2, 28), slice(0, 10))  # clipped to the volume
+
+
+def test_body_bbox_of_air_is_the_whole_volume() -> None:
+    ct = np.full((8, 9, 10), -1000.0)
+    assert body_bbox(ct) == (slice(0, 8), slice(0, 9), slice(0, 10))
+
+
 def test_normalize_clips_and_standardises() -> None:
     out = normalize(np.array([-2000.0, 0.0, 5000.0]), {"clip_low": -100.0, "clip_high": 300.0, "mean": 100.0, "std": 50.0})
     np.testing.assert_allclose(out, [-4.0, -2.0, 4.0])
