@@ -18,11 +18,15 @@ def body_bbox(array: np.ndarray, threshold: float = -500.0, margin: int = 2) -> 
     labels, count = cc3d.connected_components(mask, connectivity=6, return_N=True)
     if count == 0:
         return tuple(slice(0, s) for s in array.shape)  # type: ignore[return-value]
-    # the largest component by its voxel count: 0.12 s for a 512x512x100 CT against 0.19-0.23 s
-    # for cc3d.largest_k, which also relabels and copies the volume
-    sizes = np.bincount(labels.reshape(-1), minlength=count + 1)
+    # the largest component and its box from cc3d's per-label statistics: 0.16 s and 125 MiB for a
+    # 512x512x100 CT against 0.19 s and 150 MiB with cc3d.largest_k, which relabels and copies
+    # the volume (np.bincount would cast the labels to int64: 325 MiB)
+    stats = cc3d.statistics(labels, no_slice_conversion=True)
+    sizes = np.asarray(stats["voxel_counts"])
     sizes[0] = 0
-    return mask_bbox(labels == int(np.argmax(sizes)), (1.0, 1.0, 1.0), float(margin))  # type: ignore[return-value]
+    box = np.asarray(stats["bounding_boxes"][int(np.argmax(sizes))], dtype=np.int64)  # (lo, hi) per axis, hi inclusive
+    grow = int(np.ceil(margin))
+    return tuple(slice(max(0, int(lo) - grow), min(n, int(hi) + 1 + grow)) for lo, hi, n in zip(box[0::2], box[1::2], array.shape))  # type: ignore[return-value]
 
 
 def mask_bbox(
