@@ -207,11 +207,11 @@ def _dense_conv_rate(patch: tuple[int, ...], batch: int, dtype: torch.dtype = to
     conv = torch.nn.functional.conv3d if len(patch) == 3 else torch.nn.functional.conv2d
     layout = torch.channels_last_3d if len(patch) == 3 else torch.channels_last
     best = 0.0
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+    with torch.inference_mode():
         for channels, shrink in ((32, 2), (64, 2), (64, 4)):
             size = tuple(max(4, p // shrink) for p in patch)
-            x = torch.randn((batch, channels, *size)).contiguous(memory_format=layout)
-            w = torch.randn((channels, channels, *(3,) * len(patch))).contiguous(memory_format=layout)
+            x = torch.randn((batch, channels, *size)).to(dtype).contiguous(memory_format=layout)
+            w = torch.randn((channels, channels, *(3,) * len(patch))).to(dtype).contiguous(memory_format=layout)
             flop = 2.0 * channels * channels * 3 ** len(patch) * batch * float(np.prod(size))
             for _ in range(3):
                 conv(x, w, padding=1)
