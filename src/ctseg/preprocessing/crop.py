@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cc3d
 import numpy as np
 
@@ -24,9 +26,14 @@ def body_bbox(array: np.ndarray, threshold: float = -500.0, margin: int = 2) -> 
     stats = cc3d.statistics(labels, no_slice_conversion=True)
     sizes = np.asarray(stats["voxel_counts"])
     sizes[0] = 0
-    box = np.asarray(stats["bounding_boxes"][int(np.argmax(sizes))], dtype=np.int64)  # (lo, hi) per axis, hi inclusive
-    grow = int(np.ceil(margin))
-    return tuple(slice(max(0, int(lo) - grow), min(n, int(hi) + 1 + grow)) for lo, hi, n in zip(box[0::2], box[1::2], array.shape))  # type: ignore[return-value]
+    box = stats["bounding_boxes"][int(np.argmax(sizes))]  # (first, last) voxel per axis
+    return _grown(box[0::2], box[1::2], array.shape, [int(np.ceil(margin))] * array.ndim)  # type: ignore[return-value]
+
+
+def _grown(first: Sequence[int], last: Sequence[int], shape: Sequence[int], grow: Sequence[int]) -> tuple[slice, ...]:
+    """The box from ``first`` to ``last`` voxel (inclusive) per axis, ``grow`` voxels wider on each
+    side, clipped to ``shape``."""
+    return tuple(slice(max(0, int(a) - int(g)), min(int(n), int(b) + 1 + int(g))) for a, b, n, g in zip(first, last, shape, grow))
 
 
 def mask_bbox(
@@ -44,10 +51,5 @@ def mask_bbox(
     if not along[0].any():
         return None
     grow = np.ceil(float(margin_mm) / np.asarray(spacing, dtype=np.float64)).astype(int)
-    out = []
-    for axis, hit in enumerate(along):
-        idx = np.flatnonzero(hit)
-        lo = max(0, int(idx[0]) - int(grow[axis]))
-        hi = min(mask.shape[axis], int(idx[-1]) + 1 + int(grow[axis]))
-        out.append(slice(lo, hi))
-    return tuple(out)  # type: ignore[return-value]
+    hits = [np.flatnonzero(hit) for hit in along]
+    return _grown([h[0] for h in hits], [h[-1] for h in hits], mask.shape, grow)  # type: ignore[return-value]
