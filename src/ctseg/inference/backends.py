@@ -3,6 +3,7 @@ which precision: float32, or bfloat16 autocast (``ctseg predict --precision``)."
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from .._resources import cpu_has_bf16_dot
 from ..errors import InputError
 from ..models.runtime import as_logits
+from .column_pairs import pair_output_columns
 
 __all__ = ["BACKENDS", "PRECISIONS", "keep_float32", "network_backend", "resolve_precision"]
 
@@ -110,19 +112,27 @@ class _TorchNetwork(nn.Module):
 
     - ``memory_format``: oneDNN's channels-last layout on the CPU: 107 ms instead of 186 ms for 4
       tiles of 40x48x48 with the demo's 3D network on 2 cores (outputs within 2e-3); 2.0 s instead
-      of 3.7 s for 4 slices of 128x128 with the 5-level 2D U-Net (64-1024).
+      of 3.7 s for 4 slices of 128x128 with the 5-level 2D U-Net (64-1024). In 3D, convolutions
+      into 8 channels or fewer compute two output columns at a time
+      (:mod:`~ctseg.inference.column_pairs`).
     - ``bfloat16``: autocast (convolutions in bfloat16, accumulated in float32; the norms in float32,
       :func:`~ctseg.models._norm_act.group_norm`), except the first and the last convolution, which
       run in float32 (:func:`keep_float32`): the CT's intensities and the logits are not rounded
       to bfloat16's 8 bits. Logits come back as float32.
 
-    A probability head's output comes back as logits (:func:`~ctseg.models.runtime.as_logits`)."""
+    A probability head's output comes back as logits (:func:`~ctseg.models.runtime.as_logits`).
+    The module runs a copy of ``model`` where it changes the layout or the convolutions; ``model``
+    itself is left as it was."""
 
     def __init__(self, model: nn.Module, memory_format: torch.memory_format | None, bfloat16: bool) -> None:
         super().__init__()
         self.memory_format = memory_format
         self.bfloat16 = bool(bfloat16)
-        self.model = model if memory_format is None else model.to(memory_format=memory_format)
+        if memory_format is not None:
+            model = copy.deepcopy(model).to(memory_format=memory_format)
+            if memory_format == torch.channels_last_3d:
+                pair_output_columns(model)
+        self.model = model
         if self.bfloat16:
             convs = [m for m in self.model.modules() if isinstance(m, _CONVS)]
             for conv in {id(c): c for c in convs[:1] + convs[-1:]}.values():

@@ -1,0 +1,99 @@
+"""Time 3D convolutions into few channels on the CPU: oneDNN's own, against two output columns at
+a time (:class:`ctseg.inference.column_pairs.ColumnPairConv3d`, which the CPU predictor uses).
+
+Rows: the full-resolution convolutions of the demo's U-Net (8 base features) on a batch of 4
+tiles of 40 x 48 x 48, channels-last, in float32 and in bfloat16 (where the CPU multiplies it in
+hardware), plus the same shapes with 16 output channels for the rate oneDNN reaches when its
+vectors are full; then the whole network (random weights) both ways. Times are the best of
+``--repeat`` runs; "max diff" is the largest difference between the two outputs against the
+largest output. Run it on a quiet machine::
+
+    nice .venv/bin/python benchmarks/column_pairs.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ctseg._resources import cpu_has_bf16_dot, cpu_threads, tune_malloc
+from ctseg.inference.backends import network_backend
+from ctseg.inference.column_pairs import ColumnPairConv3d, pair_output_columns
+from ctseg.models import UNet
+
+CL = torch.channels_last_3d
+
+
+def _best(fn: Callable[[], torch.Tensor], repeat: int) -> float:
+    for _ in range(3):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _conv_row(cin: int, cout: int, shape: tuple[int, ...], dtype: torch.dtype, repeat: int) -> str:
+    torch.manual_seed(0)
+    plain = nn.Conv3d(cin, cout, 3, padding=1, bias=False).to(dtype=dtype, memory_format=CL)
+    paired = nn.Conv3d(cin, cout, 3, padding=1, bias=False).to(dtype=dtype, memory_format=CL)
+    paired.load_state_dict(plain.state_dict())
+    kind = "paired columns" if pair_output_columns(paired) else "(not paired)"
+    x = torch.randn(4, cin, *shape).to(dtype).contiguous(memory_format=CL)
+    gflop = 2 * 27 * cin * cout * x[:, 0].numel() / 1e9
+    with torch.inference_mode():
+        a, b = plain(x).float(), paired(x).float()
+        t_plain = _best(lambda: plain(x), repeat)
+        t_paired = _best(lambda: paired(x), repeat)
+    diff = ((a - b).abs().max() / a.abs().max()).item()
+    name = str(dtype).replace("torch.", "")
+    return (
+        f"| {cin} -> {cout}, 4 x {'x'.join(map(str, shape))} | {name} | {t_plain * 1e3:.2f} ({gflop / t_plain:.0f} GFLOP/s) "
+        f"| {kind} {t_paired * 1e3:.2f} | {t_plain / t_paired:.2f}x | {diff:.1e} |"
+    )
+
+
+def _network_row(precision: str, repeat: int) -> str:
+    torch.manual_seed(0)
+    model = UNet(3, 1, 3, features=(8, 16, 32, 64), strides=[1, 2, 2, 2]).eval()
+    paired = network_backend(model, (40, 48, 48), precision=precision)
+    count = sum(isinstance(m, ColumnPairConv3d) for m in paired.modules())
+    plain = copy.deepcopy(paired)
+    for m in plain.modules():  # the same network on nn.Conv3d's own forward
+        if isinstance(m, ColumnPairConv3d):
+            m.__class__ = nn.Conv3d
+    x = torch.randn(4, 1, 40, 48, 48)
+    with torch.inference_mode():
+        a, b = plain(x), paired(x)
+        t_plain = _best(lambda: plain(x), repeat)
+        t_paired = _best(lambda: paired(x), repeat)
+    diff = ((a - b).abs().max() / a.abs().max()).item()
+    return f"| demo U-Net (8, 16, 32, 64), 4 x 40x48x48 | {precision} | {t_plain * 1e3:.1f} | {count} paired {t_paired * 1e3:.1f} | {t_plain / t_paired:.2f}x | {diff:.1e} |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(cpu_threads())
+    tune_malloc()
+    dtypes = [torch.float32] + ([torch.bfloat16] if cpu_has_bf16_dot() else [])
+    print(f"{cpu_threads()} threads, torch {torch.__version__}; bfloat16 rows: {'yes' if len(dtypes) > 1 else 'no (no bfloat16 instructions)'}")
+    print("| convolution (3x3x3, channels-last) | dtype | oneDNN ms | ctseg ms | speed-up | max diff |")
+    print("|---|---|---|---|---|---|")
+    for dtype in dtypes:
+        for cin, cout in ((8, 8), (16, 8), (8, 4), (8, 16), (16, 16)):
+            print(_conv_row(cin, cout, (40, 48, 48), dtype, args.repeat), flush=True)
+    for precision in ["float32"] + (["bfloat16"] if len(dtypes) > 1 else []):
+        print(_network_row(precision, args.repeat), flush=True)
+
+
+if __name__ == "__main__":
+    main()
