@@ -7,7 +7,8 @@ to the input grid; they differ in the sliding window and in what they tile:
 - ctseg (torch, spread grid): :class:`ctseg.inference.Predictor` with ``tile_grid="spread"`` (the
   default): the CT cropped to the body, tile starts spread evenly over it, Gaussian weights,
   tiles in batches of the run's ``predict.batch_size`` (a lone tile never sent alone to a 3D
-  convolution on the CPU), the network in the channels-last layout;
+  convolution on the CPU), the network in the channels-last layout with its convolutions into
+  few channels computing two output columns at a time (:mod:`ctseg.inference.column_pairs`);
 - ctseg (torch, monai grid): ``tile_grid="monai"``: MONAI's tile starts and weights on the whole
   preprocessed CT, only the tiles that reach the body's box run (inside it the probabilities
   equal MONAI's up to float rounding and the network's layout);
@@ -17,8 +18,9 @@ to the input grid; they differ in the sliding window and in what they tile:
   ``sw_batch_size`` = the same batch size) stitching softmax probabilities over the whole
   preprocessed CT (no crop to the body, as a MONAI pipeline tiles it), the plain module in
   PyTorch's default layout;
-- MONAI, whole volume, channels-last network: the same with ctseg's channels-last network, to
-  show what the layout alone changes in the labels;
+- MONAI, whole volume, ctseg's CPU network: the same with the network as ctseg's predictor runs it
+  on the CPU (channels-last, convolutions into few channels two output columns at a time; in
+  float32), to show what the network's form alone changes in time and labels;
 - MONAI, ctseg's body crop: MONAI's window on ctseg's cropped input (the earlier table's row);
 - plain loop: tiles at half-patch steps on the body crop, one tile per network call, uniform
   averaging.
@@ -282,7 +284,7 @@ CONTENDERS: dict[str, tuple[str, str | None, str | Callable, bool, str, str]] = 
     "monai-grid-fp32": ("ctseg (torch, monai grid, float32)", "torch", "monai", False, "channels-last", "float32"),
     "onnx": ("ctseg (onnx, monai grid)", "onnx", "monai", False, "onnx", "float32"),
     "monai": (REFERENCE, None, _monai_window, True, "default", "float32"),
-    "monai-cl": ("MONAI, whole volume, channels-last network", None, _monai_window, True, "channels-last", "float32"),
+    "monai-cl": ("MONAI, whole volume, ctseg's CPU network", None, _monai_window, True, "channels-last", "float32"),
     "monai-crop": ("MONAI, ctseg's body crop", None, _monai_window, False, "default", "float32"),
     "plain": ("plain PyTorch loop (body crop)", None, _plain_window, False, "default", "float32"),
 }
@@ -296,7 +298,7 @@ def run_case(label: str, path: Path, predictors: dict[tuple[str, str, str], Pred
     base = predictors[("torch", "spread", "float32")]
     # MONAI and the plain loop get the network as a user would hand it over: the plain module in
     # PyTorch's default (contiguous) layout, not ctseg's channels-last CPU wrapper (except the
-    # "monai-cl" row, which measures what the layout alone changes)
+    # "monai-cl" row, which measures what ctseg's form of the network alone changes)
     plain = copy.deepcopy(base.model).to(memory_format=torch.contiguous_format).eval()
     names = [k for k in CONTENDERS if k in keys or k == "monai"]
     runs: dict[str, list[tuple[np.ndarray, float, float, int, int]]] = {k: [] for k in names}

@@ -4,17 +4,21 @@ fit, and the caller's model left as it was."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from ctseg.inference import column_pairs
 from ctseg.inference.backends import network_backend
 from ctseg.inference.column_pairs import (
     ColumnPairConv3d,
     pair_output_columns,
     pairable,
     paired_kernel,
+    vector_lanes,
 )
 from ctseg.inference.sliding_window import sliding_window
 from ctseg.models import UNet
@@ -44,6 +48,45 @@ CL = torch.channels_last_3d
 )
 def test_which_convolutions_are_paired(conv: nn.Module, expected: bool) -> None:
     assert pairable(conv) is expected
+
+
+def test_only_convolutions_into_half_a_vector_are_paired() -> None:
+    assert pairable(nn.Conv3d(8, 8, 3, padding=1), 8)
+    assert not pairable(nn.Conv3d(8, 8, 3, padding=1), 4)  # AVX2: 8 channels fill its vectors
+    assert pairable(nn.Conv3d(8, 4, 3, padding=1), 4)
+    assert not pairable(nn.Conv3d(8, 1, 3, padding=1), 0)  # unknown CPU: nothing
+    model = nn.Sequential(nn.Conv3d(8, 8, 3, padding=1), nn.Conv3d(8, 4, 3, padding=1))
+    assert pair_output_columns(model, max_channels=4) == 1
+    assert type(model[0]) is nn.Conv3d and isinstance(model[1], ColumnPairConv3d)
+
+
+def _cpuinfo(tmp_path: Path, flags: str) -> Path:
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n", encoding="ascii")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap", "lanes"),
+    [
+        ("fpu sse2 avx avx2 fma avx512f avx512bw", None, 16),
+        ("fpu sse2 avx avx2 fma", None, 8),
+        ("fpu sse2 avx", None, 0),
+        ("", None, 0),  # not x86, or no /proc/cpuinfo
+        ("avx2 avx512f", "AVX2", 8),  # oneDNN capped below AVX-512
+        ("avx2 avx512f", "avx512_core", 16),
+        ("avx2 avx512f", "ALL", 16),
+        ("avx2 avx512f", "SSE41", 0),
+        ("avx2", "AVX512_CORE_AMX", 8),  # a cap never raises what the CPU has
+    ],
+)
+def test_vector_lanes_from_the_cpu_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, cap: str | None, lanes: int) -> None:
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert vector_lanes(_cpuinfo(tmp_path, flags)) == lanes
+    assert vector_lanes(tmp_path / "missing") == 0
 
 
 def test_paired_kernel_holds_the_kernel_twice_one_tap_apart() -> None:
@@ -116,7 +159,8 @@ def test_parameters_hooks_and_state_dict_stay() -> None:
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_network_backend_pairs_a_copy_and_agrees(precision: str) -> None:
+def test_network_backend_pairs_a_copy_and_agrees(precision: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(column_pairs, "vector_lanes", lambda: 16)  # as on an AVX-512 CPU, whatever runs the test
     torch.manual_seed(0)
     model = UNet(3, 1, 3, features=(4, 8, 16), strides=[1, 2, 2]).eval()
     layout = model.encoder[0][0][0].weight.stride()

@@ -19,25 +19,44 @@ and 1.10x in bfloat16 (``benchmarks/column_pairs.py``). The sums hold the same p
 exact zeros; with torch 2.13's oneDNN the outputs came out bit for bit equal, and in any case they
 agree to float rounding.
 
+It pays only while the paired channels still fit one vector: with AVX2's 8 float32 lanes
+(oneDNN capped with ``ONEDNN_MAX_CPU_ISA=AVX2`` on the same CPU) pairing 8 -> 8 ran at 0.91x and
+the demo's network at 0.96x, while 8 -> 4 gained 1.43x. So convolutions into at most half of
+:func:`vector_lanes` channels are paired: 8 with AVX-512, 4 with AVX2, none where the vector width
+is unknown (other CPUs).
+
 Only for inference with fixed weights: the paired kernel is made once from the weights at the
 time of :func:`pair_output_columns`. Training gains nothing (its backward pass was slower).
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ColumnPairConv3d", "pair_output_columns", "pairable"]
+from .._resources import cpu_flags
 
-#: Output channels up to which pairing fills oneDNN's 16-lane float32 vectors better.
-MAX_PAIRED_CHANNELS = 8
+__all__ = ["ColumnPairConv3d", "pair_output_columns", "pairable", "vector_lanes"]
 
 
-def pairable(module: nn.Module) -> bool:
-    """Whether ``module`` is a plain ``nn.Conv3d`` that :class:`ColumnPairConv3d` computes the same:
-    at most :data:`MAX_PAIRED_CHANNELS` output channels and 2 or more input channels, stride and
+def vector_lanes(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> int:
+    """float32 lanes of the vectors oneDNN computes convolutions in on this CPU: 16 with AVX-512
+    (flag ``avx512f``), 8 with AVX2, 0 where unknown (no x86 flags). ``ONEDNN_MAX_CPU_ISA`` naming
+    an ISA below AVX-512 (e.g. ``AVX2``) caps it at 8."""
+    flags = cpu_flags(cpuinfo)
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 0
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap and cap not in ("ALL", "DEFAULT") and not any(isa in cap for isa in ("AVX512", "AVX10", "AMX")):
+        lanes = min(lanes, 8 if "AVX2" in cap else 0)
+    return lanes
+
+
+def pairable(module: nn.Module, max_channels: int = 8) -> bool:
+    """Whether ``module`` is a plain ``nn.Conv3d`` that :class:`ColumnPairConv3d` computes the same
+    and faster: at most ``max_channels`` output channels and 2 or more input channels, stride and
     dilation 1, one group, zero padding of half an odd kernel on every axis, and a kernel at least 3
     wide along the last axis. (With one input channel, PyTorch hands oneDNN the input in its default
     layout and the result comes back in it too: the copy into channels-last cost more than pairing
@@ -46,7 +65,7 @@ def pairable(module: nn.Module) -> bool:
         return False
     kernel, padding = tuple(module.kernel_size), module.padding
     return (
-        module.out_channels <= MAX_PAIRED_CHANNELS
+        module.out_channels <= max_channels
         and module.in_channels >= 2
         and module.groups == 1
         and module.padding_mode == "zeros"
@@ -95,14 +114,18 @@ class ColumnPairConv3d(nn.Conv3d):
         return y.permute(0, 2, 3, 4, 1).reshape(n, d, h, 2 * w, self.out_channels).permute(0, 4, 1, 2, 3)
 
 
-def pair_output_columns(model: nn.Module) -> int:
+def pair_output_columns(model: nn.Module, max_channels: int | None = None) -> int:
     """Turn every :func:`pairable` convolution of ``model`` into a :class:`ColumnPairConv3d`, in place
-    (its parameters, forward hooks and ``state_dict`` keys stay); returns how many. For a network
-    that runs on the CPU in the channels-last layout with fixed weights (inference): after a change
-    of weights call :meth:`ColumnPairConv3d.refresh`."""
+    (its parameters, forward hooks and ``state_dict`` keys stay); returns how many. Convolutions
+    into at most ``max_channels`` channels qualify (default: half of :func:`vector_lanes`, so none
+    where the vector width is unknown). For a network that runs on the CPU in the channels-last
+    layout with fixed weights (inference): after a change of weights call
+    :meth:`ColumnPairConv3d.refresh`."""
+    if max_channels is None:
+        max_channels = vector_lanes() // 2
     count = 0
     for module in model.modules():
-        if pairable(module):
+        if pairable(module, max_channels):
             module.__class__ = ColumnPairConv3d
             module.refresh()  # type: ignore[attr-defined]
             count += 1
