@@ -4,6 +4,7 @@ fit, and the caller's model left as it was."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,19 @@ def test_network_backend_pairs_a_copy_and_agrees(precision: str, monkeypatch: py
     p_ref = sliding_window(volume, model, (16, 16, 16), 3)
     p_got = sliding_window(volume, net, (16, 16, 16), 3)
     assert np.abs(p_ref - p_got).max() < (1e-4 if precision == "float32" else 0.05)
+
+
+def test_the_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "column_pairs.py"
+    spec = importlib.util.spec_from_file_location("ctseg_benchmark_column_pairs", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--size", "8", "8", "16", "--repeat", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "->" in line or line.startswith("| demo")]
+    float32 = [r for r in rows if "| float32 |" in r]
+    assert len(float32) == 6  # five convolutions and the network
+    for row in float32:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if cells[3] != "-":  # a paired row: timed, and the same outputs
+            assert cells[4].endswith("x") and float(cells[6]) < 1e-5
