@@ -7,7 +7,8 @@ a batch of 4 x 8 x 40 x 48 x 48: 8 -> 8 channels took 6.2 ms and 8 -> 16 took 6.
 11.4 ms and 16 -> 16 11.8 ms. The full-resolution level of a U-Net with 8 base features runs
 there at a third of the rate of its 64-channel layers.
 
-A stride-1, zero-padded ("same") convolution with ``C <= 8`` output channels and a kernel ``k``
+A stride-1, zero-padded ("same") convolution with ``C`` output channels (at most half a vector,
+below) and a kernel ``k``
 wide along the last axis is rewritten as a convolution with ``2C`` output channels, a kernel
 ``k + 1`` wide and stride 2 along that axis: output channel ``c`` holds column ``2j`` (taps
 ``0..k-1`` of the original kernel) and channel ``C + c`` column ``2j + 1`` (the same taps
