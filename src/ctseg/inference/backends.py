@@ -113,8 +113,8 @@ class _TorchNetwork(nn.Module):
     - ``memory_format``: oneDNN's channels-last layout on the CPU: 107 ms instead of 186 ms for 4
       tiles of 40x48x48 with the demo's 3D network on 2 cores (outputs within 2e-3); 2.0 s instead
       of 3.7 s for 4 slices of 128x128 with the 5-level 2D U-Net (64-1024). In 3D, convolutions
-      into 8 channels or fewer compute two output columns at a time
-      (:mod:`~ctseg.inference.column_pairs`).
+      into few channels (8 or fewer with AVX-512, 4 with AVX2) compute two output columns at a
+      time (:mod:`~ctseg.inference.column_pairs`).
     - ``bfloat16``: autocast (convolutions in bfloat16, accumulated in float32; the norms in float32,
       :func:`~ctseg.models._norm_act.group_norm`), except the first and the last convolution, which
       run in float32 (:func:`keep_float32`): the CT's intensities and the logits are not rounded
